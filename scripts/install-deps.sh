@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what posta-server needs to build and test, from Debian's packages
+# only (Debian 12). Run as root. Used by the README's commands and by CI.
+set -euo pipefail
+
+packages=(
+  build-essential meson ninja-build pkg-config python3
+  libuv1-dev node-llhttp libtomlplusplus-dev libsqlite3-dev libsodium-dev
+  libcli11-dev doctest-dev nlohmann-json3-dev libcurl4-openssl-dev
+  curl procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,69 @@
+#include "address.h"
+
+#include <arpa/inet.h>
+#include <charconv>
+#include <cstring>
+#include <netinet/in.h>
+
+namespace posta {
+
+Result<SocketAddress> parse_socket_address(std::string_view text)
+{
+    auto fail = [&](char const* why) {
+        return Error::message("listen address", why, "\"" + std::string(text) + "\"");
+    };
+    size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos)
+        return fail("needs a port, as in 127.0.0.1:8080 or [::1]:8080");
+    std::string_view host = text.substr(0, colon);
+    std::string_view port_text = text.substr(colon + 1);
+    unsigned port = 0;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535 || port_text.empty())
+        return fail("has a bad port; use 0-65535");
+
+    SocketAddress out;
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        std::string literal(host.substr(1, host.size() - 2));
+        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
+        if (inet_pton(AF_INET6, literal.c_str(), &sin6->sin6_addr) != 1)
+            return fail("has a bad IPv6 address");
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(static_cast<uint16_t>(port));
+        out.length = sizeof(sockaddr_in6);
+        return out;
+    }
+    std::string literal(host);
+    auto* sin = reinterpret_cast<sockaddr_in*>(&out.storage);
+    if (inet_pton(AF_INET, literal.c_str(), &sin->sin_addr) != 1)
+        return fail("needs a numeric IPv4 address or a bracketed IPv6 address");
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(static_cast<uint16_t>(port));
+    out.length = sizeof(sockaddr_in);
+    return out;
+}
+
+std::string format_host(sockaddr const* addr, socklen_t len)
+{
+    char buf[INET6_ADDRSTRLEN] {};
+    if (addr && addr->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in const*>(addr)->sin_addr, buf, sizeof buf);
+        return buf;
+    }
+    if (addr && addr->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6 const*>(addr)->sin6_addr, buf, sizeof buf);
+        return buf;
+    }
+    return "unix";
+}
+
+std::string format_address(sockaddr const* addr, socklen_t len)
+{
+    if (addr && addr->sa_family == AF_INET && len >= sizeof(sockaddr_in))
+        return format_host(addr, len) + ":" + std::to_string(ntohs(reinterpret_cast<sockaddr_in const*>(addr)->sin_port));
+    if (addr && addr->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6))
+        return "[" + format_host(addr, len) + "]:" + std::to_string(ntohs(reinterpret_cast<sockaddr_in6 const*>(addr)->sin6_port));
+    return "unix";
+}
+
+}

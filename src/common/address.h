@@ -1,0 +1,30 @@
+// Socket addresses as operators write and read them: "127.0.0.1:8080",
+// "[::1]:8080". Used for --listen and for client addresses in logs.
+#pragma once
+
+#include "result.h"
+
+#include <string>
+#include <string_view>
+#include <sys/socket.h>
+
+namespace posta {
+
+struct SocketAddress {
+    sockaddr_storage storage {};
+    socklen_t length = 0;
+
+    sockaddr const* get() const { return reinterpret_cast<sockaddr const*>(&storage); }
+};
+
+// Parses "HOST:PORT" where HOST is a numeric IPv4 address or a bracketed IPv6
+// address. Names are not resolved: a listen address is explicit.
+Result<SocketAddress> parse_socket_address(std::string_view text);
+
+// "127.0.0.1:8080", "[::1]:8080", "unix" for anything else.
+std::string format_address(sockaddr const*, socklen_t);
+
+// The address without port: what rate limits and ACL logs key on.
+std::string format_host(sockaddr const*, socklen_t);
+
+}

@@ -1,0 +1,152 @@
+#include "channel.h"
+
+#include <cstring>
+#include <sys/uio.h>
+
+namespace posta {
+
+namespace {
+
+// Fixed part of every message; a Connection is followed by its prefix bytes.
+struct WireHeader {
+    MessageType type;
+    uint32_t prefix_len;
+    uint32_t peer_len;
+    uint32_t count;
+    sockaddr_storage peer;
+};
+
+Result<void> send_header_only(int channel, MessageType type, uint32_t count = 0)
+{
+    WireHeader header {};
+    header.type = type;
+    header.count = count;
+    ssize_t n = ::send(channel, &header, sizeof header, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0)
+        return Error::from_errno("send", "channel");
+    return {};
+}
+
+}
+
+Result<std::pair<UniqueFd, UniqueFd>> make_channel()
+{
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
+        return Error::from_errno("socketpair", "worker channel");
+    return std::pair { UniqueFd(fds[0]), UniqueFd(fds[1]) };
+}
+
+Result<void> send_connection(int channel, int conn_fd, sockaddr const* peer, socklen_t peer_len,
+    std::string_view prefix)
+{
+    if (prefix.size() > max_channel_prefix || peer_len > sizeof(sockaddr_storage))
+        return Error::message("send_connection", "prefix or address too large");
+
+    WireHeader header {};
+    header.type = MessageType::Connection;
+    header.prefix_len = static_cast<uint32_t>(prefix.size());
+    header.peer_len = peer_len;
+    if (peer_len > 0)
+        std::memcpy(&header.peer, peer, peer_len);
+
+    iovec iov[2] = {
+        { &header, sizeof header },
+        { const_cast<char*>(prefix.data()), prefix.size() },
+    };
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] {};
+    msghdr msg {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = prefix.empty() ? 1 : 2;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cmsg), &conn_fd, sizeof(int));
+
+    if (::sendmsg(channel, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        return Error::from_errno("sendmsg", "worker channel");
+    return {};
+}
+
+Result<void> send_ready(int channel) { return send_header_only(channel, MessageType::Ready); }
+
+Result<void> send_taken(int channel, uint32_t count) { return send_header_only(channel, MessageType::Taken, count); }
+
+Result<std::optional<ChannelMessage>> receive_message(int channel)
+{
+    WireHeader header {};
+    // The prefix is read straight into the message's string; size it for the
+    // largest prefix and trim afterwards.
+    ChannelMessage message;
+    message.prefix.resize(max_channel_prefix);
+    iovec iov[2] = {
+        { &header, sizeof header },
+        { message.prefix.data(), message.prefix.size() },
+    };
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] {};
+    msghdr msg {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+
+    ssize_t n = ::recvmsg(channel, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return std::optional<ChannelMessage> {};
+        return Error::from_errno("recvmsg", "worker channel");
+    }
+
+    // Own every received fd at once, so that no error path below leaks one.
+    UniqueFd received[4];
+    size_t received_count = 0;
+    for (cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count && received_count < 4; ++i) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof fd);
+            received[received_count++].reset(fd);
+        }
+    }
+
+    if (n == 0) {
+        message.type = MessageType::Closed;
+        message.prefix.clear();
+        return std::optional { std::move(message) };
+    }
+    if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || static_cast<size_t>(n) < sizeof header)
+        return Error::message("recvmsg", "truncated message", "worker channel");
+
+    size_t prefix_len = static_cast<size_t>(n) - sizeof header;
+    if (header.prefix_len != prefix_len || header.peer_len > sizeof(sockaddr_storage))
+        return Error::message("recvmsg", "malformed message", "worker channel");
+
+    message.type = header.type;
+    message.prefix.resize(prefix_len);
+    switch (header.type) {
+    case MessageType::Connection:
+        if (received_count != 1)
+            return Error::message("recvmsg", "connection message without exactly one fd", "worker channel");
+        message.fd = std::move(received[0]);
+        message.peer = header.peer;
+        message.peer_len = header.peer_len;
+        break;
+    case MessageType::Ready:
+    case MessageType::Taken:
+        if (received_count != 0)
+            return Error::message("recvmsg", "unexpected fd", "worker channel");
+        message.count = header.count;
+        break;
+    default:
+        return Error::message("recvmsg", "unknown message type " + std::to_string(static_cast<uint32_t>(header.type)),
+            "worker channel");
+    }
+    return std::optional { std::move(message) };
+}
+
+}

@@ -1,0 +1,59 @@
+// The supervisor <-> worker channel: one private SOCK_SEQPACKET socketpair per
+// worker. The supervisor sends accepted connections (fd by SCM_RIGHTS, the
+// client address and any head bytes it had to consume); the worker sends its
+// state (ready). Both ends of a message share a name: send_X / on_X.
+#pragma once
+
+#include "result.h"
+#include "unique_fd.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <sys/socket.h>
+#include <utility>
+
+namespace posta {
+
+// Every message type of the channel, in both directions.
+enum class MessageType : uint32_t {
+    Connection = 1, // supervisor -> worker: an accepted client connection
+    Ready = 2,      // worker -> supervisor: keys and database open, serving
+    Taken = 3,      // worker -> supervisor: it took `count` connections off the channel
+    Closed = 100,   // not on the wire: the other end closed the channel
+};
+
+// The largest head prefix a connection message may carry.
+inline constexpr size_t max_channel_prefix = 64 * 1024;
+
+struct ChannelMessage {
+    MessageType type {};
+    UniqueFd fd; // Connection: the client socket, close-on-exec
+    sockaddr_storage peer {};
+    socklen_t peer_len = 0;
+    std::string prefix; // Connection: request bytes already read off the socket
+    uint32_t count = 0; // Taken: how many connections
+};
+
+// A non-blocking, close-on-exec SOCK_SEQPACKET pair: first for the
+// supervisor, second for the worker.
+Result<std::pair<UniqueFd, UniqueFd>> make_channel();
+
+// Sends a connection. Fails with code EAGAIN when the channel is full; the
+// caller still owns `conn_fd` in every case.
+Result<void> send_connection(int channel, int conn_fd, sockaddr const* peer, socklen_t peer_len,
+    std::string_view prefix);
+
+Result<void> send_ready(int channel);
+
+// Credits connections back to the supervisor, which lets at most
+// max_pending connections wait in a worker's channel.
+Result<void> send_taken(int channel, uint32_t count);
+
+// Receives one message. nullopt: nothing is waiting (EAGAIN). A message of
+// type Closed: the peer closed its end. A malformed message is an error (a
+// broken invariant between our own processes).
+Result<std::optional<ChannelMessage>> receive_message(int channel);
+
+}

@@ -1,0 +1,38 @@
+// The daemon config file (--config, TOML, every key optional). Read by the
+// supervisor at start and on SIGHUP; workers get a copy when forked.
+// ARCHITECTURE.md, "Config file", lists the keys and defaults.
+#pragma once
+
+#include "diagnostic.h"
+#include "duration.h"
+#include "log.h"
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace posta {
+
+struct Config {
+    std::string state_dir = "/var/lib/posta";
+    std::string control_socket = "/run/posta/control.sock";
+    Duration head_timeout = std::chrono::seconds(10);
+    Duration shutdown_timeout = std::chrono::seconds(10);
+    size_t max_head_bytes = 16384;
+    size_t max_body_bytes = 1048576;
+    size_t max_pending = 64;
+    Duration delivery_retry_base = std::chrono::seconds(30);
+    Duration delivery_retry_max = std::chrono::hours(6);
+    Duration delivery_give_up = std::chrono::hours(72);
+    log::Level log_level = log::Level::Info;
+    log::Format log_format = log::Format::Text;
+};
+
+// Parses config text; `file` is used in diagnostics only. Unknown keys, wrong
+// types, bad durations and out-of-range numbers are errors with their line.
+Parsed<Config> parse_config(std::string_view text, std::string const& file);
+
+// Reads and parses `path`; an empty path gives the defaults.
+Parsed<Config> load_config(std::string const& path);
+
+}

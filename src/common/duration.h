@@ -1,0 +1,20 @@
+// Durations as operators write them in the config: "250ms", "10s", "5m", "6h".
+// Used by both processes for timeouts and delivery schedules.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace posta {
+
+using Duration = std::chrono::milliseconds;
+
+// Accepts a positive integer followed by one of ms, s, m, h, d (no spaces, no
+// fractions). Returns false for anything else, including overflow.
+bool parse_duration(std::string_view text, Duration& out);
+
+// The shortest exact spelling: 10000ms -> "10s", 1500ms -> "1500ms".
+std::string format_duration(Duration);
+
+}

@@ -1,0 +1,29 @@
+// Logging for both processes: one event per line on stderr, with time, level,
+// the process role (supervisor or the worker's slug) and pid. Text or JSON
+// lines, chosen by the config's log_format; lines below log_level are dropped.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace posta::log {
+
+enum class Level { Debug, Info, Warn, Error };
+enum class Format { Text, Json };
+
+bool parse_level(std::string_view, Level&);
+bool parse_format(std::string_view, Format&);
+
+// Set once at start and again in a forked worker (role becomes the slug).
+void configure(Level, Format);
+void set_role(std::string role);
+
+bool enabled(Level);
+void write(Level, std::string_view message);
+
+void debug(char const* fmt, ...) __attribute__((format(printf, 1, 2)));
+void info(char const* fmt, ...) __attribute__((format(printf, 1, 2)));
+void warn(char const* fmt, ...) __attribute__((format(printf, 1, 2)));
+void error(char const* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+}

@@ -1,0 +1,130 @@
+#include "control_server.h"
+
+#include "common/log.h"
+
+#include <cerrno>
+#include <filesystem>
+#include <memory>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace posta {
+
+namespace {
+
+// A request is one short line; anything longer is not a client of ours.
+constexpr size_t max_request = 256;
+
+}
+
+// One connected client: its pipe, the request read so far, the answer being
+// written. Freed in the pipe's close callback, never earlier.
+struct ControlServer::Client {
+    uv_pipe_t pipe {};
+    uv_write_t write {};
+    ControlServer* server = nullptr;
+    std::string request;
+    std::string answer;
+    bool answered = false;
+
+    void close()
+    {
+        auto* handle = reinterpret_cast<uv_handle_t*>(&pipe);
+        if (uv_is_closing(handle))
+            return;
+        if (server)
+            server->m_clients.erase(this);
+        server = nullptr;
+        uv_close(handle,
+            [](uv_handle_t* h) noexcept { delete static_cast<Client*>(h->data); });
+    }
+};
+
+Result<std::unique_ptr<ControlServer>> ControlServer::create(uv_loop_t* loop, std::string path, Provider provider)
+{
+    std::error_code ec;
+    auto folder = std::filesystem::path(path).parent_path();
+    if (!folder.empty() && !std::filesystem::exists(folder, ec)) {
+        std::filesystem::create_directories(folder, ec);
+        if (ec)
+            return Error { "mkdir", ec.value(), ec.message(), folder.string() };
+        ::chmod(folder.c_str(), 0755);
+    }
+    // A socket file left by a previous run (kill -9) would make bind fail.
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode))
+        ::unlink(path.c_str());
+
+    std::unique_ptr<ControlServer> self(new ControlServer(std::move(path), std::move(provider)));
+    self->m_server = new uv_pipe_t {};
+    uv_pipe_init(loop, self->m_server, 0);
+    self->m_server->data = self.get();
+    int rc = uv_pipe_bind(self->m_server, self->m_path.c_str());
+    if (rc == 0)
+        rc = uv_listen(reinterpret_cast<uv_stream_t*>(self->m_server), 16, [](uv_stream_t* server, int status) noexcept {
+            if (status == 0 && server->data)
+                static_cast<ControlServer*>(server->data)->on_connection();
+        });
+    if (rc < 0)
+        return Error { "bind", rc, uv_strerror(rc), self->m_path };
+    // Status is not secret, but only the operator should be asking.
+    ::chmod(self->m_path.c_str(), 0600);
+    return self;
+}
+
+ControlServer::~ControlServer()
+{
+    while (!m_clients.empty())
+        (*m_clients.begin())->close();
+    if (m_server) {
+        m_server->data = nullptr;
+        uv_close(reinterpret_cast<uv_handle_t*>(m_server), [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_pipe_t*>(h); });
+        ::unlink(m_path.c_str());
+    }
+}
+
+void ControlServer::on_connection()
+{
+    auto* client = new Client {};
+    client->server = this;
+    m_clients.insert(client);
+    uv_pipe_init(m_server->loop, &client->pipe, 0);
+    client->pipe.data = client;
+    if (uv_accept(reinterpret_cast<uv_stream_t*>(m_server), reinterpret_cast<uv_stream_t*>(&client->pipe)) < 0) {
+        client->close();
+        return;
+    }
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(&client->pipe),
+        [](uv_handle_t*, size_t, uv_buf_t* buf) noexcept {
+            static char slab[max_request];
+            *buf = uv_buf_init(slab, sizeof slab);
+        },
+        [](uv_stream_t* stream, ssize_t nread, uv_buf_t const* buf) noexcept {
+            auto* c = static_cast<Client*>(stream->data);
+            if (nread < 0 || !c->server) {
+                c->close();
+                return;
+            }
+            if (c->answered)
+                return;
+            c->request.append(buf->base, static_cast<size_t>(nread));
+            auto newline = c->request.find('\n');
+            if (newline == std::string::npos) {
+                if (c->request.size() > max_request)
+                    c->close();
+                return;
+            }
+            c->answered = true;
+            uv_read_stop(stream);
+            c->answer = c->server->m_provider(std::string_view(c->request).substr(0, newline)) + "\n";
+            uv_buf_t out = uv_buf_init(c->answer.data(), static_cast<unsigned>(c->answer.size()));
+            int rc = uv_write(&c->write, stream, &out, 1, [](uv_write_t* req, int) noexcept {
+                static_cast<Client*>(req->handle->data)->close();
+            });
+            if (rc < 0)
+                c->close();
+        });
+}
+
+}

@@ -1,0 +1,26 @@
+// The few answers the supervisor gives itself, before a connection reaches a
+// worker: 400, 404, 408, 431, 503. Each is a small JSON error with
+// `Connection: close`, written without blocking, after which the connection
+// is closed. The supervisor never speaks to a connection it has passed on.
+#pragma once
+
+#include "common/unique_fd.h"
+
+namespace posta {
+
+enum class Reply {
+    BadRequest,       // 400: malformed head, or HTTP/1.1 without Host
+    NotFound,         // 404: no identity at this host
+    RequestTimeout,   // 408: head not complete within head_timeout
+    HeadTooLarge,     // 431: head over max_head_bytes
+    Unavailable,      // 503: the identity's worker is not ready
+};
+
+int reply_status(Reply);
+
+// Drains what the client already sent (so closing does not turn into a
+// reset that destroys the answer in flight), writes the reply if the socket
+// takes it at once, and closes the connection.
+void reply_and_close(UniqueFd connection, Reply);
+
+}

@@ -1,0 +1,602 @@
+#include "supervisor.h"
+
+#include "common/host_key.h"
+#include "common/log.h"
+#include "systemd.h"
+
+#include <nlohmann/json.hpp>
+#include <csignal>
+#include <cstring>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace posta {
+
+namespace {
+
+// How many connections one wake-up of a listener accepts before letting the
+// loop serve others (slow heads, worker channels, signals).
+constexpr int accept_batch = 64;
+// After EMFILE/ENFILE, how long to stop accepting before trying again.
+constexpr uint64_t accept_pause_ms = 100;
+
+void raise_fd_limit()
+{
+    rlimit limit {};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+    }
+}
+
+template<typename T>
+std::string join_errors(Parsed<T> const& parsed)
+{
+    std::string out;
+    for (auto const& d : parsed.errors) {
+        if (!out.empty())
+            out += "\n";
+        out += d.text();
+    }
+    return out;
+}
+
+}
+
+Supervisor::Supervisor(ServeOptions options, Manifest manifest, Config config, Acl acl)
+    : m_options(std::move(options))
+    , m_manifest(std::move(manifest))
+    , m_config(std::move(config))
+    , m_acl(std::move(acl))
+    , m_peek_buffer(m_config.max_head_bytes + 1)
+    , m_fast_head(m_config.max_head_bytes)
+{
+}
+
+Result<std::unique_ptr<Supervisor>> Supervisor::create(ServeOptions options)
+{
+    auto config = load_config(options.config_path);
+    if (!config.ok())
+        return Error::message("config", join_errors(config));
+    auto manifest = load_manifest(options.manifest_path);
+    if (!manifest.ok())
+        return Error::message("manifest", join_errors(manifest));
+    auto acl = load_acl(options.acl_path);
+    if (!acl.ok())
+        return Error::message("acl", join_errors(acl));
+
+    log::configure(config.value.log_level, config.value.log_format);
+    std::unique_ptr<Supervisor> self(
+        new Supervisor(std::move(options), std::move(manifest.value), std::move(config.value), std::move(acl.value)));
+    if (int rc = uv_loop_init(&self->m_loop); rc < 0)
+        return Error { "uv_loop_init", rc, uv_strerror(rc), {} };
+    self->m_loop_open = true;
+
+    raise_fd_limit();
+    if (auto ok = self->open_signals(); !ok)
+        return ok.error();
+    if (auto ok = self->bind_listeners(); !ok)
+        return ok.error();
+    return self;
+}
+
+Supervisor::~Supervisor()
+{
+    // Handles close here; run the loop once more so their memory is freed.
+    m_pending.clear();
+    m_listener_polls.clear();
+    m_accept_pause_timer.close();
+    m_signal_poll.close();
+    m_head_timer.close();
+    m_workers.clear();
+    m_draining.clear();
+    if (m_loop_open) {
+        uv_run(&m_loop, UV_RUN_DEFAULT);
+        uv_loop_close(&m_loop);
+    }
+}
+
+Result<void> Supervisor::open_signals()
+{
+    // Signals arrive through a signalfd read by the loop, not through
+    // handlers: nothing runs in signal context, and a forked worker inherits
+    // no signal machinery of ours (it unblocks these in the child).
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : { SIGHUP, SIGTERM, SIGINT, SIGCHLD })
+        sigaddset(&set, sig);
+    if (::sigprocmask(SIG_BLOCK, &set, nullptr) < 0)
+        return Error::from_errno("sigprocmask");
+    ::signal(SIGPIPE, SIG_IGN);
+    m_signal_fd.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+    if (!m_signal_fd)
+        return Error::from_errno("signalfd");
+    auto poll = make_poll(&m_loop, m_signal_fd.get(), this);
+    if (!poll)
+        return poll.error();
+    m_signal_poll = std::move(poll.value());
+    uv_poll_start(m_signal_poll.get(), UV_READABLE, [](uv_poll_t* handle, int, int) noexcept {
+        if (auto* self = static_cast<Supervisor*>(handle->data))
+            self->on_signals();
+    });
+    return {};
+}
+
+Result<void> Supervisor::bind_listeners()
+{
+    // Socket activation: the sockets systemd passed replace --listen.
+    auto activated = systemd::take_listen_fds();
+    for (auto& fd : activated) {
+        auto listener = Listener::adopt(std::move(fd));
+        if (!listener)
+            return listener.error();
+        m_listeners.push_back(std::move(listener.value()));
+    }
+    auto defer = std::chrono::duration_cast<std::chrono::seconds>(m_config.head_timeout);
+    for (auto const& text : activated.empty() ? m_options.listen : std::vector<std::string> {}) {
+        auto address = parse_socket_address(text);
+        if (!address)
+            return address.error();
+        auto listener = Listener::bind(address.value(), defer);
+        if (!listener)
+            return listener.error();
+        m_listeners.push_back(std::move(listener.value()));
+    }
+    for (auto const& listener : m_listeners) {
+        auto poll = make_poll(&m_loop, listener.fd(), this);
+        if (!poll)
+            return poll.error();
+        m_listener_polls.push_back(std::move(poll.value()));
+    }
+    m_accept_pause_timer = make_timer(&m_loop, this);
+    m_head_timer = make_timer(&m_loop, this);
+    return {};
+}
+
+std::unique_ptr<WorkerProcess> Supervisor::make_worker(IdentityEntry const& entry)
+{
+    return std::make_unique<WorkerProcess>(&m_loop, entry, m_config,
+        [this](WorkerProcess&) { tell_systemd_when_ready(); });
+}
+
+void Supervisor::tell_systemd_when_ready()
+{
+    if (m_told_ready)
+        return;
+    for (auto const& [slug, worker] : m_workers) {
+        auto state = worker->state();
+        if (state != WorkerProcess::State::Ready && state != WorkerProcess::State::Backoff)
+            return;
+    }
+    m_told_ready = true;
+    systemd::notify("READY=1\nSTATUS=serving " + std::to_string(m_workers.size()) + " identities");
+}
+
+int Supervisor::run()
+{
+    m_started_at_ms = uv_now(&m_loop);
+    auto control = ControlServer::create(&m_loop, m_config.control_socket,
+        [this](std::string_view request) { return request == "status" ? status_json() : std::string("{\"error\":\"unknown request\"}"); });
+    if (control)
+        m_control = std::move(control.value());
+    else
+        log::warn("no control socket, so `posta-server status` will not answer: %s", control.error().text().c_str());
+
+    apply_manifest(m_manifest);
+    tell_systemd_when_ready(); // an empty manifest is ready at once
+    resume_accepting();
+    for (auto const& listener : m_listeners)
+        log::info("listening on %s", listener.name().c_str());
+    log::info("serving %zu identities from %s", m_workers.size(), m_options.manifest_path.c_str());
+    uv_run(&m_loop, UV_RUN_DEFAULT);
+    log::info("stopped");
+    return 0;
+}
+
+void Supervisor::resume_accepting()
+{
+    for (auto& poll : m_listener_polls) {
+        uv_poll_start(poll.get(), UV_READABLE, [](uv_poll_t* handle, int, int) noexcept {
+            if (auto* self = static_cast<Supervisor*>(handle->data)) {
+                int fd = -1;
+                uv_fileno(reinterpret_cast<uv_handle_t*>(handle), &fd);
+                self->on_listener_readable(fd);
+            }
+        });
+    }
+}
+
+void Supervisor::pause_accepting(uint64_t ms)
+{
+    for (auto& poll : m_listener_polls)
+        uv_poll_stop(poll.get());
+    uv_timer_start(m_accept_pause_timer.get(), [](uv_timer_t* timer) noexcept {
+        if (auto* self = static_cast<Supervisor*>(timer->data); self && !self->m_stopping)
+            self->resume_accepting();
+    }, ms, 0);
+}
+
+void Supervisor::on_listener_readable(int listen_fd)
+{
+    for (int i = 0; i < accept_batch; ++i) {
+        SocketAddress peer;
+        peer.length = sizeof peer.storage;
+        int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer.storage), &peer.length,
+            SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                log::warn("accept4: %s; pausing accepts for %llu ms (raise the open files limit)",
+                    std::strerror(errno), static_cast<unsigned long long>(accept_pause_ms));
+                pause_accepting(accept_pause_ms);
+                return;
+            }
+            // ECONNABORTED and friends concern one connection only.
+            continue;
+        }
+        on_connection(UniqueFd(fd), peer);
+    }
+}
+
+void Supervisor::on_connection(UniqueFd fd, SocketAddress const& peer)
+{
+    // Fast path: with TCP_DEFER_ACCEPT the head is usually all there. Peek
+    // it, route it, pass the untouched socket: the worker reads the request
+    // itself, and the supervisor allocates nothing.
+    ssize_t n = ::recv(fd.get(), m_peek_buffer.data(), m_peek_buffer.size(), MSG_PEEK);
+    if (n == 0)
+        return; // closed before sending anything
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        return;
+
+    m_fast_head.reset();
+    std::string_view peeked(m_peek_buffer.data(), n > 0 ? static_cast<size_t>(n) : 0);
+    auto state = m_fast_head.feed(peeked);
+    switch (state) {
+    case HeadPeek::State::Complete:
+        route(std::move(fd), peer, m_fast_head, {});
+        return;
+    case HeadPeek::State::Malformed:
+        reply_and_close(std::move(fd), Reply::BadRequest);
+        return;
+    case HeadPeek::State::TooLarge:
+        reply_and_close(std::move(fd), Reply::HeadTooLarge);
+        return;
+    case HeadPeek::State::NeedMore:
+        break;
+    }
+
+    // Slow path: take what came off the socket (so it stops being readable)
+    // and wait for the rest without spinning.
+    auto pending = std::make_unique<Pending>(m_config.max_head_bytes);
+    pending->peer = peer;
+    pending->owner = this;
+    pending->buffer.resize(peeked.size());
+    if (!peeked.empty()) {
+        ssize_t got = ::recv(fd.get(), pending->buffer.data(), pending->buffer.size(), 0);
+        if (got != n)
+            return; // the kernel gave less than it showed: a broken socket
+        pending->head.feed(pending->buffer);
+    }
+    auto poll = make_poll(&m_loop, fd.get(), pending.get());
+    if (!poll) {
+        log::warn("%s: %s", format_address(peer.get(), peer.length).c_str(), poll.error().text().c_str());
+        return;
+    }
+    pending->fd = std::move(fd);
+    pending->poll = std::move(poll.value());
+    pending->deadline_ms = uv_now(&m_loop) + static_cast<uint64_t>(m_config.head_timeout.count());
+    uv_poll_start(pending->poll.get(), UV_READABLE, [](uv_poll_t* handle, int, int) noexcept {
+        if (auto* p = static_cast<Pending*>(handle->data))
+            p->owner->on_pending_readable(*p);
+    });
+    bool was_empty = m_pending.empty();
+    m_pending.push_back(std::move(pending));
+    m_pending.back()->position = std::prev(m_pending.end());
+    if (was_empty)
+        arm_head_timer();
+}
+
+void Supervisor::on_pending_readable(Pending& pending)
+{
+    size_t have = pending.buffer.size();
+    size_t room = m_config.max_head_bytes + 1 - have;
+    pending.buffer.resize(have + room);
+    ssize_t n = ::recv(pending.fd.get(), pending.buffer.data() + have, room, 0);
+    if (n <= 0) {
+        pending.buffer.resize(have);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        drop_pending(pending); // the client went away
+        return;
+    }
+    pending.buffer.resize(have + static_cast<size_t>(n));
+    auto state = pending.head.feed(std::string_view(pending.buffer).substr(have));
+    if (state == HeadPeek::State::NeedMore)
+        return;
+
+    UniqueFd fd = std::move(pending.fd);
+    pending.poll.close(); // stop watching before the fd leaves this process
+    switch (state) {
+    case HeadPeek::State::Complete:
+        route(std::move(fd), pending.peer, pending.head, pending.buffer);
+        break;
+    case HeadPeek::State::Malformed:
+        reply_and_close(std::move(fd), Reply::BadRequest);
+        break;
+    case HeadPeek::State::TooLarge:
+        reply_and_close(std::move(fd), Reply::HeadTooLarge);
+        break;
+    case HeadPeek::State::NeedMore:
+        break;
+    }
+    drop_pending(pending);
+}
+
+void Supervisor::drop_pending(Pending& pending)
+{
+    bool was_first = pending.position == m_pending.begin();
+    m_pending.erase(pending.position); // closes its poll, then its fd
+    if (was_first)
+        arm_head_timer();
+}
+
+void Supervisor::arm_head_timer()
+{
+    if (m_pending.empty()) {
+        uv_timer_stop(m_head_timer.get());
+        return;
+    }
+    uint64_t now = uv_now(&m_loop);
+    uint64_t deadline = m_pending.front()->deadline_ms;
+    uv_timer_start(m_head_timer.get(), [](uv_timer_t* timer) noexcept {
+        if (auto* self = static_cast<Supervisor*>(timer->data))
+            self->on_head_timer();
+    }, deadline > now ? deadline - now : 0, 0);
+}
+
+void Supervisor::on_head_timer()
+{
+    uint64_t now = uv_now(&m_loop);
+    while (!m_pending.empty() && m_pending.front()->deadline_ms <= now) {
+        Pending& pending = *m_pending.front();
+        pending.poll.close();
+        reply_and_close(std::move(pending.fd), Reply::RequestTimeout);
+        m_pending.pop_front();
+    }
+    arm_head_timer();
+}
+
+std::string Supervisor::status_json() const
+{
+    using nlohmann::json;
+    uint64_t now = uv_now(&m_loop);
+    json identities = json::array();
+    // In manifest order, which is the operator's order.
+    for (auto const& entry : m_manifest.identities) {
+        auto it = m_workers.find(entry.slug);
+        if (it == m_workers.end())
+            continue;
+        WorkerProcess const& worker = *it->second;
+        identities.push_back({
+            { "slug", entry.slug },
+            { "url", entry.url },
+            { "host", entry.host_key },
+            { "state", WorkerProcess::state_name(worker.state()) },
+            { "pid", worker.pid() > 0 ? json(worker.pid()) : json(nullptr) },
+            { "uptime_s", worker.uptime_ms() / 1000 },
+            { "restarts", worker.restarts() },
+            { "pending", worker.pending() },
+        });
+    }
+    json out = {
+        { "pid", ::getpid() },
+        { "uptime_s", (now - m_started_at_ms) / 1000 },
+        { "manifest", m_options.manifest_path },
+        { "reloads", m_reloads },
+        { "last_reload_error", m_last_reload_error.empty() ? json(nullptr) : json(m_last_reload_error) },
+        { "draining", m_draining.size() },
+        { "identities", std::move(identities) },
+    };
+    return out.dump();
+}
+
+WorkerProcess* Supervisor::find_route(std::string const& host_key) const
+{
+    auto it = m_routes.find(host_key);
+    return it == m_routes.end() ? nullptr : it->second;
+}
+
+void Supervisor::route(UniqueFd fd, SocketAddress const& peer, HeadPeek const& head, std::string_view prefix)
+{
+    if (head.host_count() > 1) {
+        reply_and_close(std::move(fd), Reply::BadRequest);
+        return;
+    }
+    if (head.host_count() == 0) {
+        // HTTP/1.0 may omit Host; then no identity is addressed.
+        reply_and_close(std::move(fd), head.host_required() ? Reply::BadRequest : Reply::NotFound);
+        return;
+    }
+    auto key = host_key_from_header(head.host());
+    if (!key) {
+        reply_and_close(std::move(fd), Reply::BadRequest);
+        return;
+    }
+    WorkerProcess* worker = find_route(*key);
+    if (!worker) {
+        reply_and_close(std::move(fd), Reply::NotFound);
+        return;
+    }
+    worker->pass(std::move(fd), peer, prefix);
+}
+
+void Supervisor::on_signals()
+{
+    signalfd_siginfo info;
+    bool reap = false;
+    bool reload_asked = false;
+    bool stop_asked = false;
+    while (::read(m_signal_fd.get(), &info, sizeof info) == sizeof info) {
+        switch (info.ssi_signo) {
+        case SIGCHLD:
+            reap = true;
+            break;
+        case SIGHUP:
+            reload_asked = true;
+            break;
+        case SIGTERM:
+        case SIGINT:
+            stop_asked = true;
+            break;
+        default:
+            break;
+        }
+    }
+    // Several signals may have been coalesced; act once on each kind.
+    if (reap)
+        reap_children();
+    if (stop_asked && !m_stopping) {
+        log::info("received %s; stopping", "SIGTERM/SIGINT");
+        begin_shutdown();
+    } else if (reload_asked && !m_stopping) {
+        reload();
+    }
+    sweep_exited();
+}
+
+void Supervisor::reap_children()
+{
+    for (;;) {
+        int status = 0;
+        pid_t pid = ::waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            return;
+        WorkerProcess* found = nullptr;
+        for (auto& [slug, worker] : m_workers)
+            if (worker->pid() == pid)
+                found = worker.get();
+        for (auto& worker : m_draining)
+            if (worker->pid() == pid)
+                found = worker.get();
+        if (found)
+            found->on_reaped(status);
+        else
+            log::warn("reaped unknown child %d", pid);
+    }
+}
+
+void Supervisor::sweep_exited()
+{
+    std::erase_if(m_draining, [this](auto const& worker) {
+        if (worker->state() != WorkerProcess::State::Exited)
+            return false;
+        // A changed identity's new worker waited for this one to exit.
+        auto successor = m_workers.find(worker->identity().slug);
+        if (successor != m_workers.end() && successor->second->state() == WorkerProcess::State::Waiting)
+            successor->second->start();
+        return true;
+    });
+    if (m_stopping && m_draining.empty() && m_workers.empty()) {
+        // Every worker is gone: close what keeps the loop alive.
+        m_signal_poll.close();
+        m_accept_pause_timer.close();
+        m_head_timer.close();
+    }
+}
+
+void Supervisor::apply_manifest(Manifest const& manifest)
+{
+    // Removed or changed identities stop; added or changed ones start.
+    std::unordered_map<std::string, std::unique_ptr<WorkerProcess>> next;
+    for (auto const& entry : manifest.identities) {
+        auto it = m_workers.find(entry.slug);
+        if (it != m_workers.end() && it->second->identity().same_as(entry)) {
+            next.emplace(entry.slug, std::move(it->second));
+            m_workers.erase(it);
+            continue;
+        }
+        auto worker = make_worker(entry);
+        if (it != m_workers.end()) {
+            // Stop, then start: the new worker opens the identity's files
+            // only once the old one has let go of them (see sweep_exited).
+            log::info("%s: changed (url %s, name \"%s\"); restarting its worker", entry.slug.c_str(),
+                entry.url.c_str(), entry.name.c_str());
+        } else {
+            if (m_reloads > 0)
+                log::info("%s: added (%s)", entry.slug.c_str(), entry.url.c_str());
+            worker->start();
+        }
+        next.emplace(entry.slug, std::move(worker));
+    }
+    for (auto& [slug, worker] : m_workers) {
+        if (!manifest.find_slug(slug))
+            log::info("%s: removed; stopping its worker", slug.c_str());
+        worker->stop();
+        m_draining.push_back(std::move(worker));
+    }
+    m_workers = std::move(next);
+
+    std::unordered_map<std::string, WorkerProcess*> routes;
+    for (auto& [slug, worker] : m_workers)
+        routes.emplace(worker->identity().host_key, worker.get());
+    m_routes = std::move(routes);
+    m_manifest = manifest;
+}
+
+void Supervisor::reload()
+{
+    ++m_reloads;
+    systemd::notify("RELOADING=1");
+    log::info("SIGHUP: reloading %s", m_options.manifest_path.c_str());
+    auto manifest = load_manifest(m_options.manifest_path);
+    auto config = load_config(m_options.config_path);
+    auto acl = load_acl(m_options.acl_path);
+    if (!manifest.ok() || !config.ok() || !acl.ok()) {
+        m_last_reload_error.clear();
+        for (auto const* errors : { &manifest.errors, &config.errors, &acl.errors }) {
+            for (auto const& d : *errors) {
+                log::error("reload: %s", d.text().c_str());
+                if (m_last_reload_error.empty())
+                    m_last_reload_error = d.text();
+            }
+        }
+        log::error("reload rejected; still serving the previous manifest");
+        systemd::notify("READY=1\nSTATUS=reload rejected: " + m_last_reload_error);
+        return;
+    }
+    m_last_reload_error.clear();
+    m_config = std::move(config.value);
+    m_acl = std::move(acl.value);
+    log::configure(m_config.log_level, m_config.log_format);
+    apply_manifest(manifest.value);
+    log::info("reload done: %zu identities", m_workers.size());
+    systemd::notify("READY=1\nSTATUS=serving " + std::to_string(m_workers.size()) + " identities");
+}
+
+void Supervisor::begin_shutdown()
+{
+    m_stopping = true;
+    systemd::notify("STOPPING=1");
+    m_control.reset();
+    for (auto& poll : m_listener_polls)
+        poll.close();
+    m_listener_polls.clear();
+    m_listeners.clear(); // no new connections from here on
+    uv_timer_stop(m_accept_pause_timer.get());
+    for (auto& pending : m_pending)
+        pending->poll.close();
+    m_pending.clear();
+    m_routes.clear();
+    for (auto& [slug, worker] : m_workers) {
+        worker->stop();
+        m_draining.push_back(std::move(worker));
+    }
+    m_workers.clear();
+}
+
+}

@@ -1,0 +1,135 @@
+// Supervisor: the parent process of `posta-server serve`. It owns the
+// listening sockets and the manifest, forks one WorkerProcess per identity,
+// accepts every connection, reads the request head just far enough to learn
+// its Host, and passes the socket to that identity's worker. It answers
+// 400/404/408/431/503 itself and never opens an identity's files.
+#pragma once
+
+#include "common/acl.h"
+#include "common/address.h"
+#include "common/config.h"
+#include "common/manifest.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "common/uv_handle.h"
+#include "control_server.h"
+#include "head_peek.h"
+#include "listener.h"
+#include "reply.h"
+#include "worker_process.h"
+
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace posta {
+
+struct ServeOptions {
+    std::vector<std::string> listen;
+    std::string manifest_path;
+    std::string config_path;
+    std::string acl_path;
+    unsigned rate_per_minute = 120;
+};
+
+class Supervisor {
+public:
+    // Reads manifest, config and ACL, binds every listener. Errors are fatal
+    // at start; the caller prints them and exits 1.
+    static Result<std::unique_ptr<Supervisor>> create(ServeOptions);
+    ~Supervisor();
+
+    // Starts the workers and serves until SIGTERM/SIGINT. Returns the exit code.
+    int run();
+
+private:
+    // A connection whose head did not arrive in one piece: the bytes read so
+    // far are kept here and go to the worker with the fd.
+    struct Pending {
+        UniqueFd fd;
+        SocketAddress peer;
+        std::string buffer;
+        HeadPeek head;
+        uint64_t deadline_ms = 0;
+        UvHandle<uv_poll_t> poll; // declared after fd: closed before it
+        Supervisor* owner = nullptr;
+        std::list<std::unique_ptr<Pending>>::iterator position;
+
+        explicit Pending(size_t max_head_bytes)
+            : head(max_head_bytes)
+        {
+        }
+    };
+
+    Supervisor(ServeOptions, Manifest, Config, Acl);
+
+    Result<void> bind_listeners();
+    Result<void> open_signals();
+
+    void on_listener_readable(int listen_fd);
+    void on_connection(UniqueFd fd, SocketAddress const& peer);
+    void on_pending_readable(Pending&);
+    void on_head_timer();
+    void arm_head_timer();
+    void drop_pending(Pending&);
+    void route(UniqueFd fd, SocketAddress const& peer, HeadPeek const& head, std::string_view prefix);
+
+    void on_signals();
+    void reap_children();
+    void reload();
+    void apply_manifest(Manifest const&);
+    void begin_shutdown();
+    void sweep_exited();
+    void pause_accepting(uint64_t ms);
+    void resume_accepting();
+
+    WorkerProcess* find_route(std::string const& host_key) const;
+    void tell_systemd_when_ready();
+    std::string status_json() const;
+    std::unique_ptr<WorkerProcess> make_worker(IdentityEntry const&);
+
+    ServeOptions m_options;
+    Manifest m_manifest;
+    Config m_config;
+    Acl m_acl;
+
+    uv_loop_t m_loop {};
+    bool m_loop_open = false;
+
+    std::vector<Listener> m_listeners;
+    std::vector<UvHandle<uv_poll_t>> m_listener_polls;
+    UvHandle<uv_timer_t> m_accept_pause_timer;
+
+    UniqueFd m_signal_fd;
+    UvHandle<uv_poll_t> m_signal_poll;
+
+    // The worker of every identity in the manifest, by slug, and the routing
+    // table by host key. Both change only together, inside apply_manifest(),
+    // which runs to completion between two connections: routing is atomic.
+    std::unordered_map<std::string, std::unique_ptr<WorkerProcess>> m_workers;
+    std::unordered_map<std::string, WorkerProcess*> m_routes;
+    // Workers removed by a reload or stopped at shutdown, until reaped.
+    std::vector<std::unique_ptr<WorkerProcess>> m_draining;
+
+    // Slow heads in arrival order; all share head_timeout, so the list is
+    // also in deadline order and one timer serves them all.
+    std::list<std::unique_ptr<Pending>> m_pending;
+    UvHandle<uv_timer_t> m_head_timer;
+    // One peek buffer for every new connection: no allocation on the fast path.
+    std::vector<char> m_peek_buffer;
+    HeadPeek m_fast_head;
+
+    std::unique_ptr<ControlServer> m_control;
+
+    bool m_stopping = false;
+    // systemd hears READY=1 once every worker of the starting manifest is
+    // ready or has failed its first start.
+    bool m_told_ready = false;
+    uint64_t m_started_at_ms = 0;
+    unsigned m_reloads = 0;
+    std::string m_last_reload_error;
+};
+
+}

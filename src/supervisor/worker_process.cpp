@@ -1,0 +1,374 @@
+#include "worker_process.h"
+
+#include "common/channel.h"
+#include "common/log.h"
+#include "reply.h"
+#include "worker/worker.h"
+
+#include <csignal>
+#include <cstring>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace posta {
+
+namespace {
+
+constexpr std::chrono::milliseconds backoff_first { 1000 };
+constexpr std::chrono::milliseconds backoff_cap { 60000 };
+// A worker that stayed ready this long has earned a fresh backoff.
+constexpr uint64_t healthy_uptime_ms = 60000;
+// The worker's channel is always this fd in the child.
+constexpr int child_channel_fd = 3;
+// How long a connection may wait in the supervisor for a worker that has
+// max_pending connections it has not taken yet. A healthy worker takes a
+// burst within milliseconds; a stopped one gets its clients a 503 this soon.
+constexpr uint64_t max_wait_ms = 1000;
+// How many connections may wait so, as a multiple of max_pending.
+constexpr size_t max_waiting_factor = 16;
+
+// Runs in the forked child: leave nothing of the supervisor behind but the
+// worker's own channel, then become the worker. Never returns.
+[[noreturn]] void become_worker(IdentityEntry const& identity, Config const& config, int channel, pid_t parent)
+{
+    // The channel moves to fd 3; every other descriptor of the supervisor
+    // (listeners, other workers' channels, signalfd, the loop's epoll fd)
+    // is closed, so a worker holds only what is its own.
+    if (channel != child_channel_fd) {
+        if (::dup3(channel, child_channel_fd, O_CLOEXEC) < 0)
+            _exit(static_cast<int>(WorkerExit::Fatal));
+    }
+    ::close_range(child_channel_fd + 1, ~0U, 0);
+
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig : { SIGTERM, SIGINT, SIGCHLD })
+        ::signal(sig, SIG_DFL);
+    // `pkill -HUP posta-server` must reload the supervisor, not kill workers.
+    ::signal(SIGHUP, SIG_IGN);
+
+    // If the supervisor dies, so does the worker — even after kill -9.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent)
+        _exit(0);
+
+    std::string title = "posta:" + identity.slug;
+    title.resize(std::min<size_t>(title.size(), 15));
+    ::prctl(PR_SET_NAME, title.c_str());
+
+    int code = run_worker(WorkerSetup { identity, config, UniqueFd(child_channel_fd) });
+    _exit(code);
+}
+
+std::string describe_exit(int wait_status)
+{
+    if (WIFEXITED(wait_status))
+        return "exited with status " + std::to_string(WEXITSTATUS(wait_status));
+    if (WIFSIGNALED(wait_status)) {
+        int sig = WTERMSIG(wait_status);
+        return "killed by signal " + std::to_string(sig) + " (" + sigabbrev_np(sig) + ")";
+    }
+    return "ended with wait status " + std::to_string(wait_status);
+}
+
+}
+
+WorkerProcess::WorkerProcess(uv_loop_t* loop, IdentityEntry identity, Config const& config, StateObserver observer)
+    : m_loop(loop)
+    , m_identity(std::move(identity))
+    , m_config(config)
+    , m_observer(std::move(observer))
+{
+    m_timer = make_timer(loop, this);
+    m_waiting_timer = make_timer(loop, this);
+}
+
+WorkerProcess::~WorkerProcess()
+{
+    // The owner only drops a worker once it was reaped, or at exit after
+    // SIGKILL; never leave a live worker unsupervised.
+    if (m_pid > 0)
+        ::kill(m_pid, SIGKILL);
+}
+
+void WorkerProcess::start()
+{
+    m_state = State::Starting;
+    spawn();
+}
+
+void WorkerProcess::spawn()
+{
+    auto channel = make_channel();
+    if (!channel) {
+        log::error("%s: cannot start worker: %s", m_identity.slug.c_str(), channel.error().text().c_str());
+        schedule_restart(m_backoff);
+        return;
+    }
+    auto [ours, theirs] = std::move(channel.value());
+
+    pid_t parent = ::getpid();
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        log::error("%s: cannot start worker: fork: %s", m_identity.slug.c_str(), std::strerror(errno));
+        schedule_restart(m_backoff);
+        return;
+    }
+    if (pid == 0)
+        become_worker(m_identity, m_config, theirs.release(), parent);
+
+    m_pid = pid;
+    m_state = State::Starting;
+    m_started_at_ms = uv_now(m_loop);
+    m_in_flight = 0;
+    m_channel = std::move(ours);
+    auto poll = make_poll(m_loop, m_channel.get(), this);
+    if (!poll) {
+        // Without the channel we never hear `ready`; treat it as a failed
+        // start: kill, reap, back off.
+        log::error("%s: %s", m_identity.slug.c_str(), poll.error().text().c_str());
+        ::kill(m_pid, SIGKILL);
+        return;
+    }
+    m_channel_poll = std::move(poll.value());
+    watch_channel(false);
+    log::info("%s: worker %d started for %s", m_identity.slug.c_str(), m_pid, m_identity.url.c_str());
+}
+
+void WorkerProcess::watch_channel(bool writable)
+{
+    uv_poll_start(m_channel_poll.get(), UV_READABLE | (writable ? UV_WRITABLE : 0),
+        [](uv_poll_t* handle, int status, int events) noexcept {
+            auto* self = static_cast<WorkerProcess*>(handle->data);
+            if (!self)
+                return;
+            if (status == 0 && (events & UV_WRITABLE))
+                self->flush_waiting();
+            if (self->m_channel_poll && (status < 0 || (events & UV_READABLE)))
+                self->on_channel_readable();
+        });
+}
+
+void WorkerProcess::on_channel_readable()
+{
+    for (;;) {
+        auto message = receive_message(m_channel.get());
+        if (!message) {
+            // A malformed message from our own child is a broken invariant
+            // of that worker, not of the daemon: kill it and let the restart
+            // policy take over.
+            log::error("%s: worker %d: %s; killing it", m_identity.slug.c_str(), m_pid,
+                message.error().text().c_str());
+            ::kill(m_pid, SIGKILL);
+            drop_channel();
+            return;
+        }
+        if (!message->has_value())
+            return;
+        switch ((*message)->type) {
+        case MessageType::Ready:
+            if (m_state == State::Starting) {
+                m_state = State::Ready;
+                m_ready_at_ms = uv_now(m_loop);
+                log::info("%s: worker %d ready", m_identity.slug.c_str(), m_pid);
+                m_observer(*this);
+            }
+            break;
+        case MessageType::Taken:
+            m_in_flight -= std::min(m_in_flight, (*message)->count);
+            flush_waiting();
+            if (!m_channel_poll)
+                return;
+            break;
+        case MessageType::Closed:
+            // The worker is exiting; SIGCHLD tells how.
+            drop_channel();
+            return;
+        default:
+            log::error("%s: worker %d sent an unexpected message; killing it", m_identity.slug.c_str(), m_pid);
+            ::kill(m_pid, SIGKILL);
+            drop_channel();
+            return;
+        }
+    }
+}
+
+void WorkerProcess::drop_channel()
+{
+    refuse_waiting();
+    m_channel_poll.close();
+    m_channel.reset();
+    if (m_state == State::Ready || m_state == State::Starting)
+        m_state = State::Starting; // not routable until it is reaped and restarted
+}
+
+void WorkerProcess::pass(UniqueFd fd, SocketAddress const& peer, std::string_view prefix)
+{
+    if (m_state != State::Ready || !m_channel) {
+        reply_and_close(std::move(fd), Reply::Unavailable);
+        return;
+    }
+    if (m_waiting.empty() && m_in_flight < m_config.max_pending) {
+        auto sent = send(fd.get(), peer, prefix);
+        if (sent)
+            return; // the worker has its own copy; ours closes here
+        if (sent.error().code != EAGAIN) {
+            log::warn("%s: passing a connection to worker %d: %s", m_identity.slug.c_str(), m_pid,
+                sent.error().text().c_str());
+            reply_and_close(std::move(fd), Reply::Unavailable);
+            return;
+        }
+        watch_channel(true); // the channel is full: flush when it drains
+    }
+    if (m_waiting.size() >= m_config.max_pending * max_waiting_factor) {
+        reply_and_close(std::move(fd), Reply::Unavailable);
+        return;
+    }
+    m_waiting.push_back(Waiting { std::move(fd), peer, std::string(prefix), uv_now(m_loop) });
+    if (m_waiting.size() == 1)
+        expire_waiting(); // arms the timer
+}
+
+Result<void> WorkerProcess::send(int fd, SocketAddress const& peer, std::string_view prefix)
+{
+    auto sent = send_connection(m_channel.get(), fd, peer.get(), peer.length, prefix);
+    if (sent)
+        ++m_in_flight;
+    return sent;
+}
+
+void WorkerProcess::flush_waiting()
+{
+    while (!m_waiting.empty() && m_in_flight < m_config.max_pending) {
+        Waiting& next = m_waiting.front();
+        auto sent = send(next.fd.get(), next.peer, next.prefix);
+        if (!sent && sent.error().code == EAGAIN) {
+            watch_channel(true);
+            return;
+        }
+        if (!sent)
+            reply_and_close(std::move(next.fd), Reply::Unavailable);
+        m_waiting.pop_front();
+    }
+    if (m_channel_poll)
+        watch_channel(false);
+    expire_waiting();
+}
+
+void WorkerProcess::expire_waiting()
+{
+    uint64_t now = uv_now(m_loop);
+    while (!m_waiting.empty() && m_waiting.front().since_ms + max_wait_ms <= now) {
+        reply_and_close(std::move(m_waiting.front().fd), Reply::Unavailable);
+        m_waiting.pop_front();
+    }
+    if (m_waiting.empty()) {
+        uv_timer_stop(m_waiting_timer.get());
+        return;
+    }
+    uv_timer_start(m_waiting_timer.get(), [](uv_timer_t* timer) noexcept {
+        if (auto* self = static_cast<WorkerProcess*>(timer->data))
+            self->expire_waiting();
+    }, m_waiting.front().since_ms + max_wait_ms - now, 0);
+}
+
+void WorkerProcess::refuse_waiting()
+{
+    for (auto& waiting : m_waiting)
+        reply_and_close(std::move(waiting.fd), Reply::Unavailable);
+    m_waiting.clear();
+    uv_timer_stop(m_waiting_timer.get());
+}
+
+uint64_t WorkerProcess::uptime_ms() const { return m_pid > 0 ? uv_now(m_loop) - m_started_at_ms : 0; }
+
+char const* WorkerProcess::state_name(State state)
+{
+    switch (state) {
+    case State::Waiting:
+        return "waiting";
+    case State::Starting:
+        return "starting";
+    case State::Ready:
+        return "ready";
+    case State::Backoff:
+        return "backoff";
+    case State::Stopping:
+        return "stopping";
+    case State::Exited:
+        break;
+    }
+    return "exited";
+}
+
+void WorkerProcess::on_reaped(int wait_status)
+{
+    bool was_ready = m_ready_at_ms != 0;
+    uint64_t uptime = was_ready ? uv_now(m_loop) - m_ready_at_ms : 0;
+    bool clean = WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0;
+    std::string how = describe_exit(wait_status);
+    pid_t pid = std::exchange(m_pid, -1);
+    m_ready_at_ms = 0;
+    m_in_flight = 0;
+    drop_channel();
+    uv_timer_stop(m_timer.get());
+
+    if (m_state == State::Stopping || m_state == State::Exited) {
+        if (clean)
+            log::info("%s: worker %d %s", m_identity.slug.c_str(), pid, how.c_str());
+        else
+            log::warn("%s: worker %d %s while stopping", m_identity.slug.c_str(), pid, how.c_str());
+        m_state = State::Exited;
+        return;
+    }
+
+    ++m_restarts;
+    if (was_ready) {
+        // It served before: a crash now is likely one bad request, so come
+        // back at once; a long healthy run also resets the backoff.
+        if (uptime >= healthy_uptime_ms)
+            m_backoff = backoff_first;
+        log::warn("%s: worker %d %s; restarting", m_identity.slug.c_str(), pid, how.c_str());
+        spawn();
+        return;
+    }
+    log::warn("%s: worker %d %s before it was ready; restarting in %lld ms", m_identity.slug.c_str(), pid,
+        how.c_str(), static_cast<long long>(m_backoff.count()));
+    schedule_restart(m_backoff);
+    m_backoff = std::min(m_backoff * 2, backoff_cap);
+}
+
+void WorkerProcess::schedule_restart(std::chrono::milliseconds delay)
+{
+    m_state = State::Backoff;
+    m_observer(*this);
+    uv_timer_start(m_timer.get(), [](uv_timer_t* timer) noexcept {
+        if (auto* self = static_cast<WorkerProcess*>(timer->data))
+            self->spawn();
+    }, static_cast<uint64_t>(delay.count()), 0);
+}
+
+void WorkerProcess::stop()
+{
+    if (m_state == State::Stopping || m_state == State::Exited)
+        return;
+    uv_timer_stop(m_timer.get());
+    if (m_pid <= 0) {
+        m_state = State::Exited;
+        return;
+    }
+    m_state = State::Stopping;
+    ::kill(m_pid, SIGTERM);
+    uv_timer_start(m_timer.get(), [](uv_timer_t* timer) noexcept {
+        auto* self = static_cast<WorkerProcess*>(timer->data);
+        if (!self || self->m_pid <= 0)
+            return;
+        log::warn("%s: worker %d did not stop within %lld ms; killing it", self->m_identity.slug.c_str(),
+            self->m_pid, static_cast<long long>(self->m_config.shutdown_timeout.count()));
+        ::kill(self->m_pid, SIGKILL);
+    }, static_cast<uint64_t>(m_config.shutdown_timeout.count()), 0);
+}
+
+}

@@ -1,0 +1,110 @@
+// WorkerProcess: the supervisor's view of one identity's worker — its pid,
+// its end of the private channel, its state, and its restart schedule. It
+// forks the worker, hears `ready` on the channel, passes connections to it,
+// and restarts it after a crash (ARCHITECTURE.md, "Supervisor").
+#pragma once
+
+#include "common/address.h"
+#include "common/config.h"
+#include "common/manifest.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "common/uv_handle.h"
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <string_view>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+namespace posta {
+
+class WorkerProcess {
+public:
+    enum class State {
+        Waiting,  // created, not started: waits for its predecessor to exit
+        Starting, // forked; keys and database not open yet
+        Ready,    // serving: connections are passed to it
+        Backoff,  // not running; a restart is scheduled
+        Stopping, // told to stop (removed or daemon stopping); not restarted
+        Exited,   // stopped for good; waiting to be dropped
+    };
+
+    // Told when the worker becomes Ready or goes to Backoff; it must not
+    // destroy the worker.
+    using StateObserver = std::function<void(WorkerProcess&)>;
+
+    // Nothing runs until start(). The owner drops the object once its state
+    // is Exited (checked after stop() and after each on_reaped()), never from
+    // inside one of its methods.
+    WorkerProcess(uv_loop_t* loop, IdentityEntry identity, Config const& config, StateObserver observer);
+    ~WorkerProcess();
+    WorkerProcess(WorkerProcess const&) = delete;
+    WorkerProcess& operator=(WorkerProcess const&) = delete;
+
+    // Forks the worker. On failure the worker goes to Backoff and retries.
+    void start();
+
+    // Takes a routed connection: passes it to the worker now, or lets it
+    // wait while the worker has max_pending connections it has not taken
+    // yet, or answers 503. Never blocks: a hung or stopped worker costs its
+    // own clients a 503 after at most `max_wait`, and nobody else anything.
+    void pass(UniqueFd fd, SocketAddress const& peer, std::string_view prefix);
+
+    // Called by the supervisor's SIGCHLD handler with waitpid's status.
+    void on_reaped(int wait_status);
+
+    // SIGTERM now; SIGKILL once `shutdown_timeout` passes without exit.
+    void stop();
+
+    IdentityEntry const& identity() const { return m_identity; }
+    State state() const { return m_state; }
+    pid_t pid() const { return m_pid; }
+    unsigned restarts() const { return m_restarts; }
+    // Connections passed but not yet taken by the worker, plus those waiting
+    // to be passed.
+    size_t pending() const { return m_in_flight + m_waiting.size(); }
+    // Milliseconds since the current process was forked (0 when none runs).
+    uint64_t uptime_ms() const;
+    static char const* state_name(State);
+
+private:
+    void spawn();
+    void on_channel_readable();
+    void schedule_restart(std::chrono::milliseconds delay);
+    void drop_channel();
+    Result<void> send(int fd, SocketAddress const& peer, std::string_view prefix);
+    void flush_waiting();
+    void expire_waiting();
+    void refuse_waiting();
+    void watch_channel(bool writable);
+
+    // A connection routed here while the worker was behind.
+    struct Waiting {
+        UniqueFd fd;
+        SocketAddress peer;
+        std::string prefix;
+        uint64_t since_ms;
+    };
+
+    uv_loop_t* m_loop;
+    IdentityEntry m_identity;
+    Config m_config;
+    StateObserver m_observer;
+
+    State m_state = State::Waiting;
+    pid_t m_pid = -1;
+    UniqueFd m_channel;
+    UvHandle<uv_poll_t> m_channel_poll;
+    UvHandle<uv_timer_t> m_timer; // restart backoff, or the SIGKILL deadline
+    uint64_t m_started_at_ms = 0;
+    uint64_t m_ready_at_ms = 0;
+    unsigned m_in_flight = 0; // passed, not yet credited back by the worker
+    std::deque<Waiting> m_waiting;
+    UvHandle<uv_timer_t> m_waiting_timer;
+    std::chrono::milliseconds m_backoff { 1000 };
+    unsigned m_restarts = 0;
+};
+
+}

@@ -1,0 +1,78 @@
+// HTTP requests and responses as the worker's handlers see them: a parsed
+// Request (head, complete body, client address) and the Response a handler
+// gives back. HttpSession turns bytes into the one and the other into bytes;
+// it alone owns framing (Content-Length, Connection, Transfer-Encoding).
+#pragma once
+
+#include <cstddef>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace posta {
+
+// ASCII case-insensitive equality, for header names and tokens.
+bool iequals(std::string_view a, std::string_view b);
+
+// Header fields in the order they came; names compare case-insensitively and
+// keep the spelling they were given. A name may occur more than once.
+class Headers {
+public:
+    using Field = std::pair<std::string, std::string>;
+
+    void add(std::string name, std::string value);
+    // Replaces every field of that name with one.
+    void set(std::string_view name, std::string value);
+    void remove(std::string_view name);
+
+    // The first value of `name`, if any.
+    std::optional<std::string_view> get(std::string_view name) const;
+    size_t count(std::string_view name) const;
+
+    std::vector<Field>::const_iterator begin() const { return m_fields.begin(); }
+    std::vector<Field>::const_iterator end() const { return m_fields.end(); }
+    size_t size() const { return m_fields.size(); }
+
+private:
+    std::vector<Field> m_fields;
+};
+
+struct Request {
+    std::string method;         // "GET", as llhttp names it
+    std::string target;         // the request-target as sent
+    std::string path;           // up to '?', undecoded: "/.well-known/posta"
+    std::string query;          // after '?', undecoded, without the '?'
+    Headers headers;
+    std::string body;           // the whole body, de-chunked, at most max_body_bytes
+    std::string client_address; // "203.0.113.7:51234", for logs
+    std::string client_host;    // "203.0.113.7", for rate limits
+    int http_major = 1;
+    int http_minor = 1;
+    bool keep_alive = true;     // the client allows another request on this connection
+
+    bool is_head() const { return method == "HEAD"; }
+};
+
+struct Response {
+    int status = 200;
+    Headers headers;
+    std::string body;
+
+    // `value` serialized compactly (invalid UTF-8 replaced, never thrown),
+    // with Content-Type: application/json.
+    static Response json(int status, nlohmann::json const& value);
+    // {"error": code, "message": message}: the error format of PROTOCOL.md.
+    static Response error(int status, std::string_view code, std::string_view message);
+};
+
+// "OK", "Not Found", ...; "Unknown" for codes we never send.
+char const* status_reason(int status);
+
+// Whether a response with this status carries no body and no Content-Length
+// (1xx, 204; RFC 9110 section 8.6).
+bool status_forbids_body(int status);
+
+}

@@ -1,0 +1,47 @@
+// Router: the worker's table from (method, path) to handler. HttpSession
+// hands it each complete request with a Responder; handlers answer through
+// the Responder, at once or later (after a network fetch, say). Routes are
+// exact paths or path prefixes ("/api/messages/" for "/api/messages/<id>").
+#pragma once
+
+#include "http_message.h"
+#include "responder.h"
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace posta {
+
+// A handler owns its Request and must answer through the Responder exactly
+// once, now or later; it must not throw (a throw is answered with 500).
+using Handler = std::function<void(Request, Responder)>;
+
+class Router {
+public:
+    // `method` is a method name as llhttp spells it ("GET", "POST", ...).
+    // A GET route also answers HEAD (HttpSession then sends no body).
+    void add(std::string method, std::string path, Handler);
+    // Matches every path that starts with `prefix`; exact routes win over
+    // prefixes, and a longer prefix over a shorter one.
+    void add_prefix(std::string method, std::string prefix, Handler);
+
+    // Answers an unknown path with 404 not_found and a known path with
+    // another method with 405 and Allow.
+    void dispatch(Request, Responder) const;
+
+private:
+    struct Route {
+        std::string method;
+        std::string path;
+        bool prefix = false;
+        Handler handler;
+    };
+    // The routes of the best-matching path (empty: no path matched).
+    std::vector<Route const*> match(std::string_view path) const;
+
+    std::vector<Route> m_routes;
+};
+
+}

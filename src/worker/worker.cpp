@@ -1,0 +1,402 @@
+// The worker process of one identity: start (keys, database), serve the
+// connections the supervisor passes, stop gracefully. Everything runs on one
+// libuv loop that this process creates for itself.
+//
+// Start: directory, keys.json, inbox.db; any failure is one operator line
+// and exit 3, so the supervisor backs off without taking other identities
+// with it. Then `ready` on the channel, and connections until SIGTERM/SIGINT
+// or channel EOF (supervisor gone), which begin a graceful stop: no new
+// connections, idle ones closed, requests under way answered (with
+// Connection: close), the loop closed, inbox.db checkpointed, exit 0. After
+// shutdown_timeout, or on a second signal, what remains is closed at once.
+#include "worker.h"
+
+#include "common/address.h"
+#include "common/channel.h"
+#include "common/host_key.h"
+#include "common/log.h"
+#include "common/uv_handle.h"
+#include "http_session.h"
+#include "identity_dir.h"
+#include "identity_document.h"
+#include "keys.h"
+#include "router.h"
+#include "signal_pipe.h"
+#include "store.h"
+
+#include <csignal>
+#include <cstring>
+#include <optional>
+#include <sodium.h>
+#include <unordered_set>
+#include <uv.h>
+#include <vector>
+
+namespace posta {
+
+namespace {
+
+// Connections taken off the channel per loop turn; the poll stays readable,
+// so the rest follow on the next turn, after other sessions had theirs.
+constexpr size_t max_connections_per_turn = 64;
+
+class Worker {
+public:
+    Worker(WorkerSetup setup, SignalPipe signals)
+        : m_setup(std::move(setup))
+        , m_signals(std::move(signals))
+    {
+    }
+    Worker(Worker const&) = delete;
+    Worker& operator=(Worker const&) = delete;
+    ~Worker() { close_loop(); }
+
+    int run();
+
+private:
+    enum class State { Starting, Serving, Stopping };
+
+    Result<void> open_loop();
+    Result<void> open_identity();
+    Result<void> start_serving();
+    void close_loop();
+
+    void on_channel_event(int status, int events);
+    void on_connection(ChannelMessage message);
+    void credit_taken();
+    void watch_channel(int events);
+    void on_signals_readable();
+    void on_signal(int signum);
+    void on_session_closed(HttpSession&);
+    void on_stop_timeout();
+    void begin_stop(char const* reason);
+    void fail(std::string const& why);
+    void maybe_finish_stop();
+    std::vector<HttpSession*> sessions() const { return { m_sessions.begin(), m_sessions.end() }; }
+
+    WorkerSetup m_setup;
+    SignalPipe m_signals;
+    State m_state = State::Starting;
+    WorkerExit m_exit = WorkerExit::Clean;
+
+    uv_loop_t m_loop {};
+    bool m_loop_open = false;
+    UvHandle<uv_poll_t> m_signal_poll;
+    UvHandle<uv_poll_t> m_channel_poll;
+    int m_channel_events = 0;
+    // Connections taken off the channel but not yet credited back with
+    // Taken: the supervisor passes at most max_pending uncredited ones.
+    uint32_t m_untaken = 0;
+    UvHandle<uv_timer_t> m_stop_timer;
+
+    std::optional<Keys> m_keys;
+    std::optional<Store> m_store;
+    Router m_router;
+    SessionContext m_context;
+    std::unordered_set<HttpSession*> m_sessions;
+};
+
+int Worker::run()
+{
+    // The loop is ready before the slow part of the start (fsync of a new
+    // keys.json, a migration); a SIGTERM meanwhile waits in the signal pipe.
+    if (auto opened = open_loop(); !opened) {
+        log::error("cannot start: %s", opened.error().text().c_str());
+        return static_cast<int>(WorkerExit::Fatal);
+    }
+    if (auto opened = open_identity(); !opened) {
+        log::error("cannot start: %s", opened.error().text().c_str());
+        return static_cast<int>(WorkerExit::StartError);
+    }
+    if (auto started = start_serving(); !started) {
+        log::error("cannot start: %s", started.error().text().c_str());
+        return static_cast<int>(WorkerExit::Fatal);
+    }
+
+    uv_run(&m_loop, UV_RUN_DEFAULT);
+    close_loop();
+
+    if (auto checkpointed = m_store->checkpoint(); !checkpointed)
+        log::warn("%s", checkpointed.error().text().c_str());
+    log::info("stopped");
+    return static_cast<int>(m_exit);
+}
+
+Result<void> Worker::open_loop()
+{
+    if (int rc = uv_loop_init(&m_loop); rc < 0)
+        return Error { "uv_loop_init", rc, uv_strerror(rc) };
+    m_loop_open = true;
+
+    auto poll = make_poll(&m_loop, m_signals.fd(), this);
+    if (!poll)
+        return poll.error();
+    m_signal_poll = std::move(poll.value());
+    int rc = uv_poll_start(m_signal_poll.get(), UV_READABLE, [](uv_poll_t* h, int, int) noexcept {
+        if (auto* self = static_cast<Worker*>(h->data))
+            self->on_signals_readable();
+    });
+    if (rc < 0)
+        return Error { "uv_poll_start", rc, uv_strerror(rc), "signal pipe" };
+    return {};
+}
+
+Result<void> Worker::open_identity()
+{
+    auto dir = prepare_identity_dir(m_setup.config.state_dir, m_setup.identity.slug);
+    if (!dir)
+        return dir.error();
+    auto keys = Keys::load_or_create(dir.value());
+    if (!keys)
+        return keys.error();
+    m_keys.emplace(std::move(keys.value()));
+    auto store = Store::open(dir.value());
+    if (!store)
+        return store.error();
+    m_store.emplace(std::move(store.value()));
+    return {};
+}
+
+Result<void> Worker::start_serving()
+{
+    IdentityEntry const& identity = m_setup.identity;
+    add_identity_document_route(m_router, identity, *m_keys);
+
+    m_context.loop = &m_loop;
+    m_context.router = &m_router;
+    m_context.host_key = identity.host_key;
+    if (m_context.host_key.empty()) {
+        // A manifest entry always has it; derive it for hand-made setups.
+        auto url = parse_identity_url(identity.url);
+        if (!url)
+            return url.error();
+        m_context.host_key = url->host_key;
+    }
+    m_context.max_head_bytes = m_setup.config.max_head_bytes;
+    m_context.max_body_bytes = m_setup.config.max_body_bytes;
+    m_context.head_timeout = m_setup.config.head_timeout;
+    m_context.on_closed = [this](HttpSession& session) { on_session_closed(session); };
+
+    m_stop_timer = make_timer(&m_loop, this);
+    auto poll = make_poll(&m_loop, m_setup.channel.get(), this);
+    if (!poll)
+        return poll.error();
+    m_channel_poll = std::move(poll.value());
+    watch_channel(UV_READABLE);
+    if (m_channel_events == 0)
+        return Error::message("uv_poll_start", "cannot watch the channel", "worker channel");
+
+    m_state = State::Serving;
+    if (auto sent = send_ready(m_setup.channel.get()); !sent)
+        log::warn("%s (is the supervisor gone?)", sent.error().text().c_str()); // EOF follows
+    log::info("serving %s (public key %s)", identity.url.c_str(), m_keys->public_key_b64().c_str());
+    return {};
+}
+
+void Worker::close_loop()
+{
+    if (!m_loop_open)
+        return;
+    for (auto* session : sessions())
+        session->abort("worker exiting");
+    m_channel_poll.close();
+    m_stop_timer.close();
+    m_signal_poll.close();
+    uv_run(&m_loop, UV_RUN_DEFAULT); // runs the close callbacks
+    if (int rc = uv_loop_close(&m_loop); rc != 0)
+        log::error("uv_loop_close: %s (a handle was left open)", uv_strerror(rc));
+    m_loop_open = false;
+}
+
+void Worker::watch_channel(int events)
+{
+    if (!m_channel_poll || events == m_channel_events)
+        return;
+    int rc = uv_poll_start(m_channel_poll.get(), events, [](uv_poll_t* h, int status, int got) noexcept {
+        if (auto* self = static_cast<Worker*>(h->data))
+            self->on_channel_event(status, got);
+    });
+    if (rc < 0) {
+        fail(std::string("uv_poll_start on the worker channel: ") + uv_strerror(rc));
+        return;
+    }
+    m_channel_events = events;
+}
+
+void Worker::on_channel_event(int status, int events)
+{
+    if (status < 0) {
+        // The supervisor's end is gone (it closed with our credits unread,
+        // which the kernel reports as a reset): stop as on EOF.
+        begin_stop("the supervisor's end of the channel failed");
+        return;
+    }
+    if (!(events & UV_READABLE)) {
+        credit_taken();
+        return;
+    }
+    // Take what is waiting first and credit it at once, then serve it: the
+    // supervisor passes more only once it has our credits.
+    std::vector<ChannelMessage> connections;
+    char const* stop_reason = nullptr;
+    while (connections.size() < max_connections_per_turn) {
+        auto received = receive_message(m_setup.channel.get());
+        if (!received) {
+            if (received.error().code == ECONNRESET) {
+                stop_reason = "the supervisor's end of the channel was reset";
+                break;
+            }
+            fail("bad message from the supervisor: " + received.error().text());
+            return;
+        }
+        if (!received.value())
+            break; // nothing more waiting
+        ChannelMessage& message = *received.value();
+        if (message.type == MessageType::Connection) {
+            connections.push_back(std::move(message));
+            continue;
+        }
+        if (message.type == MessageType::Closed) {
+            stop_reason = "the supervisor closed the channel";
+            break;
+        }
+        fail("unexpected message type " + std::to_string(static_cast<uint32_t>(message.type))
+            + " from the supervisor");
+        return;
+    }
+    m_untaken += static_cast<uint32_t>(connections.size());
+    if (!stop_reason)
+        credit_taken();
+    // Connections taken before an EOF are served too, as part of the stop.
+    for (auto& connection : connections)
+        on_connection(std::move(connection));
+    if (stop_reason)
+        begin_stop(stop_reason);
+}
+
+void Worker::credit_taken()
+{
+    if (m_untaken > 0) {
+        auto sent = send_taken(m_setup.channel.get(), m_untaken);
+        if (sent) {
+            m_untaken = 0;
+        } else if (sent.error().code != EAGAIN) {
+            // The supervisor is gone; its EOF follows on the channel.
+            log::warn("%s", sent.error().text().c_str());
+            m_untaken = 0;
+        }
+    }
+    // A full channel: retry when it drains, or the credits would be lost
+    // and the supervisor would stop passing connections.
+    watch_channel(m_untaken > 0 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+}
+
+void Worker::on_connection(ChannelMessage message)
+{
+    auto const* peer = reinterpret_cast<sockaddr const*>(&message.peer);
+    std::string address = format_address(peer, message.peer_len);
+    auto session = HttpSession::create(m_context, std::move(message.fd), address,
+        format_host(peer, message.peer_len), std::move(message.prefix));
+    if (!session) {
+        log::warn("%s: cannot serve connection: %s", address.c_str(), session.error().text().c_str());
+        return;
+    }
+    m_sessions.insert(session.value());
+}
+
+void Worker::on_signals_readable()
+{
+    for (int signum : m_signals.drain())
+        on_signal(signum);
+}
+
+void Worker::on_signal(int signum)
+{
+    if (m_state == State::Stopping) {
+        log::warn("%s again: closing %zu connections now", sigabbrev_np(signum), m_sessions.size());
+        for (auto* session : sessions())
+            session->abort("worker stopping at once");
+        return;
+    }
+    begin_stop(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+void Worker::begin_stop(char const* reason)
+{
+    if (m_state == State::Stopping)
+        return;
+    m_state = State::Stopping;
+    log::info("stopping (%s): %zu connections to finish", reason, m_sessions.size());
+    // No new connections: what the supervisor still queued on the channel is
+    // closed with it when we exit.
+    m_channel_poll.close();
+    for (auto* session : sessions())
+        session->stop();
+    if (m_stop_timer) {
+        auto timeout = static_cast<uint64_t>(m_setup.config.shutdown_timeout.count());
+        uv_timer_start(m_stop_timer.get(), [](uv_timer_t* h) noexcept {
+            if (auto* self = static_cast<Worker*>(h->data))
+                self->on_stop_timeout();
+        }, timeout, 0);
+    }
+    maybe_finish_stop();
+}
+
+void Worker::fail(std::string const& why)
+{
+    log::error("%s; exiting", why.c_str());
+    m_exit = WorkerExit::Fatal;
+    begin_stop("fatal error");
+    for (auto* session : sessions())
+        session->abort("worker failed");
+}
+
+void Worker::on_stop_timeout()
+{
+    log::warn("%zu connections still busy after shutdown_timeout; closing them", m_sessions.size());
+    for (auto* session : sessions())
+        session->abort("shutdown_timeout passed");
+}
+
+void Worker::on_session_closed(HttpSession& session)
+{
+    m_sessions.erase(&session);
+    maybe_finish_stop();
+}
+
+void Worker::maybe_finish_stop()
+{
+    if (m_state != State::Stopping || !m_sessions.empty())
+        return;
+    // Closing our last handles lets uv_run() return.
+    m_channel_poll.close();
+    m_stop_timer.close();
+    m_signal_poll.close();
+}
+
+}
+
+int run_worker(WorkerSetup setup)
+{
+    log::set_role(setup.identity.slug);
+    log::configure(setup.config.log_level, setup.config.log_format);
+    // A client that goes away mid-write is an EPIPE to handle, not a signal
+    // that kills every connection of the identity. SIGHUP reloads the
+    // supervisor (`pkill -HUP posta-server`) and must not kill us.
+    ::signal(SIGPIPE, SIG_IGN);
+    ::signal(SIGHUP, SIG_IGN);
+    // First, so that a SIGTERM during a slow start waits for the loop.
+    auto signals = SignalPipe::open({ SIGTERM, SIGINT });
+    if (!signals) {
+        log::error("cannot start: %s", signals.error().text().c_str());
+        return static_cast<int>(WorkerExit::Fatal);
+    }
+    if (sodium_init() < 0) {
+        log::error("cannot start: sodium_init failed (libsodium could not initialise its random source)");
+        return static_cast<int>(WorkerExit::Fatal);
+    }
+    Worker worker(std::move(setup), std::move(signals.value()));
+    return worker.run();
+}
+
+}

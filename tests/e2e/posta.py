@@ -1,0 +1,280 @@
+"""Harness for the end-to-end tests: starts the real posta-server binary on
+127.0.0.1 with an ephemeral port, a temporary state folder and a manifest of
+the test's choosing, and talks to it over real sockets. Standard library only.
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BINARY = os.environ.get("POSTA_SERVER", "posta-server")
+
+
+def wait_for(predicate, timeout=10.0, what="condition"):
+    """Polls `predicate` until it returns a truthy value or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
+
+
+def toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value))
+
+
+def manifest_text(identities):
+    out = []
+    for ident in identities:
+        out.append("[[identity]]")
+        for key in ("slug", "url", "name"):
+            out.append(f"{key} = {toml_value(ident[key])}")
+        out.append("")
+    return "\n".join(out)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # lower-cased names
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.headers} {self.body[:200]!r}>"
+
+
+class Daemon:
+    """One `posta-server serve` process and its files. Use as a context manager."""
+
+    def __init__(self, identities=(), config=None, args=(), autostart=True):
+        self.dir = tempfile.mkdtemp(prefix="posta-e2e-")
+        self.state_dir = os.path.join(self.dir, "state")
+        self.manifest = os.path.join(self.dir, "identities.toml")
+        self.config_path = os.path.join(self.dir, "posta.toml")
+        self.identities = list(identities)
+        self.write_manifest(self.identities)
+        settings = {
+            "state_dir": self.state_dir,
+            "control_socket": os.path.join(self.dir, "control.sock"),
+        }
+        settings.update(config or {})
+        with open(self.config_path, "w") as f:
+            for key, value in settings.items():
+                f.write(f"{key} = {toml_value(value)}\n")
+        self.args = list(args)
+        self.lines = []
+        self.lock = threading.Lock()
+        self.proc = None
+        self.port = None
+        self.autostart = autostart
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, wait_ready=True):
+        self.proc = subprocess.Popen(
+            [BINARY, "serve", "--listen", "127.0.0.1:0", "--manifest", self.manifest,
+             "--config", self.config_path] + self.args,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, errors="replace")
+        threading.Thread(target=self._read_log, daemon=True).start()
+        match = self.wait_log(r"listening on 127\.0\.0\.1:(\d+)", what="the listening line")
+        self.port = int(match.group(1))
+        if wait_ready:
+            for ident in self.identities:
+                self.worker_pid(ident["slug"])
+        return self
+
+    def _read_log(self):
+        for line in self.proc.stderr:
+            line = line.rstrip("\n")
+            with self.lock:
+                self.lines.append(line)
+            if os.environ.get("POSTA_E2E_VERBOSE"):
+                print("  | " + line, file=sys.stderr)
+
+    def stop(self, timeout=20):
+        """SIGTERM, then wait; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("posta-server did not stop within %ss of SIGTERM" % timeout)
+
+    def __enter__(self):
+        return self.start() if self.autostart else self
+
+    def __exit__(self, kind, value, tb):
+        try:
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        finally:
+            if kind is not None:
+                print("---- posta-server log ----", file=sys.stderr)
+                for line in self.log():
+                    print(line, file=sys.stderr)
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+    def write_manifest(self, identities):
+        with open(self.manifest, "w") as f:
+            f.write(manifest_text(identities))
+
+    # -- log ---------------------------------------------------------------
+
+    def log(self):
+        with self.lock:
+            return list(self.lines)
+
+    def find_log(self, pattern, start=0):
+        regex = re.compile(pattern)
+        for line in self.log()[start:]:
+            m = regex.search(line)
+            if m:
+                return m
+        return None
+
+    def wait_log(self, pattern, timeout=10.0, start=0, what=None):
+        def check():
+            if self.proc.poll() is not None and not self.find_log(pattern, start):
+                raise AssertionError(f"posta-server exited ({self.proc.returncode}) before logging {pattern!r}:\n"
+                                     + "\n".join(self.log()))
+            return self.find_log(pattern, start)
+        return wait_for(check, timeout, what or repr(pattern))
+
+    def worker_pid(self, slug, timeout=10.0, start=0):
+        """The pid of `slug`'s worker once it reported ready."""
+        m = self.wait_log(rf"{re.escape(slug)}: worker (\d+) ready", timeout, start, f"{slug} ready")
+        return int(m.group(1))
+
+    # -- HTTP --------------------------------------------------------------
+
+    def connect(self, timeout=5.0):
+        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+
+    def request(self, host, method="GET", path="/.well-known/posta", headers=None, body=None, timeout=5.0):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+            if host is not None:
+                conn.putheader("Host", host)
+            for name, value in (headers or {}).items():
+                conn.putheader(name, value)
+            if body is not None:
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
+            resp = conn.getresponse()
+            data = resp.read()
+            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+        finally:
+            conn.close()
+
+    def raw(self, data, timeout=5.0):
+        """Sends raw bytes, reads until the server closes; returns the bytes."""
+        with self.connect(timeout) as s:
+            s.sendall(data)
+            return read_until_close(s)
+
+
+def read_until_close(sock):
+    chunks = []
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_of(raw_response):
+    m = re.match(rb"HTTP/1\.[01] (\d{3}) ", raw_response)
+    assert m, f"not an HTTP response: {raw_response[:200]!r}"
+    return int(m.group(1))
+
+
+def open_fds(pid):
+    """What each open fd of `pid` points to, as readlink shows it."""
+    out = {}
+    base = f"/proc/{pid}/fd"
+    for name in os.listdir(base):
+        try:
+            out[int(name)] = os.readlink(os.path.join(base, name))
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def listening_inodes():
+    """Socket inodes of every listening TCP socket on this machine."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A":  # TCP_LISTEN
+                        inodes.add(fields[9])
+        except FileNotFoundError:
+            pass
+    return inodes
+
+
+def cpu_ticks(pid):
+    """utime + stime of `pid`, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def main():
+    """Runs every @test of the calling script; exit status 1 if any failed."""
+    failed = 0
+    only = sys.argv[1:]
+    for fn in TESTS:
+        if only and fn.__name__ not in only:
+            continue
+        started = time.monotonic()
+        try:
+            fn()
+            print(f"ok   {fn.__name__} ({time.monotonic() - started:.2f}s)")
+        except Exception as exc:  # report every failure, keep going
+            failed += 1
+            import traceback
+            traceback.print_exc()
+            print(f"FAIL {fn.__name__}: {exc}")
+    print(f"{len(TESTS) - failed if not only else '-'} passed, {failed} failed")
+    sys.exit(1 if failed else 0)

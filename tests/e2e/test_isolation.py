@@ -1,0 +1,58 @@
+"""Each worker holds only its own identity's files and sockets."""
+import os
+import stat
+
+from posta import Daemon, listening_inodes, open_fds, test, main
+
+ARNE = {"slug": "arne", "url": "http://arne.local:8080", "name": "Arne"}
+MARCUS = {"slug": "marcus", "url": "http://marcus.local:8080", "name": "Marcus"}
+
+
+@test
+def workers_create_their_state_with_private_modes():
+    with Daemon([ARNE, MARCUS]) as d:
+        for slug in ("arne", "marcus"):
+            folder = os.path.join(d.state_dir, slug)
+            assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+            assert stat.S_IMODE(os.stat(os.path.join(folder, "keys.json")).st_mode) == 0o600
+            assert os.path.exists(os.path.join(folder, "inbox.db"))
+        assert d.find_log(r"arne\[\d+\]: created .*keys\.json"), d.log()
+
+
+@test
+def a_worker_holds_no_listening_socket_and_no_other_identitys_files():
+    with Daemon([ARNE, MARCUS]) as d:
+        listening = listening_inodes()
+        pids = {slug: d.worker_pid(slug) for slug in ("arne", "marcus")}
+        supervisor_fds = open_fds(d.proc.pid)
+        assert any(target.startswith("socket:[") and target[8:-1] in listening
+                   for target in supervisor_fds.values()), "the supervisor should hold the listener"
+        for slug, pid in pids.items():
+            other = "marcus" if slug == "arne" else "arne"
+            fds = open_fds(pid)
+            for fd, target in fds.items():
+                if target.startswith("socket:["):
+                    assert target[8:-1] not in listening, f"{slug} worker holds a listening socket (fd {fd})"
+                assert os.path.join(d.state_dir, other) not in target, f"{slug} worker holds {target}"
+            own = [t for t in fds.values() if t.startswith(os.path.join(d.state_dir, slug))]
+            assert any(t.endswith("inbox.db") for t in own), (slug, fds)
+            # Its channel and its own sockets only: the supervisor's signalfd,
+            # epoll and the other worker's channel were closed at fork.
+            sockets = [t for t in fds.values() if t.startswith("socket:[")]
+            assert len(sockets) <= 2, (slug, fds)
+            assert not any("signalfd" in t for t in fds.values()), (slug, fds)
+
+
+@test
+def a_worker_holds_the_connections_it_serves_and_the_supervisor_does_not():
+    with Daemon([ARNE]) as d:
+        before = len(open_fds(d.proc.pid))
+        with d.connect() as s:
+            s.sendall(b"GET /.well-known/posta HTTP/1.1\r\nHost: arne.local\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+            # The connection is alive (keep-alive) in the worker only.
+            assert len(open_fds(d.proc.pid)) == before
+
+
+if __name__ == "__main__":
+    main()
