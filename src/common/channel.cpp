@@ -71,6 +71,25 @@ Result<void> send_connection(int channel, int conn_fd, sockaddr const* peer, soc
     return {};
 }
 
+Result<void> send_policy(int channel, std::string_view serialized)
+{
+    if (serialized.size() > max_channel_prefix)
+        return Error::message("send_policy", "policy too large for one message");
+    WireHeader header {};
+    header.type = MessageType::Policy;
+    header.prefix_len = static_cast<uint32_t>(serialized.size());
+    iovec iov[2] = {
+        { &header, sizeof header },
+        { const_cast<char*>(serialized.data()), serialized.size() },
+    };
+    msghdr msg {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    if (::sendmsg(channel, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        return Error::from_errno("sendmsg", "worker channel");
+    return {};
+}
+
 Result<void> send_ready(int channel) { return send_header_only(channel, MessageType::Ready); }
 
 Result<void> send_taken(int channel, uint32_t count) { return send_header_only(channel, MessageType::Taken, count); }
@@ -136,6 +155,7 @@ Result<std::optional<ChannelMessage>> receive_message(int channel)
         message.peer = header.peer;
         message.peer_len = header.peer_len;
         break;
+    case MessageType::Policy:
     case MessageType::Ready:
     case MessageType::Taken:
         if (received_count != 0)

@@ -21,6 +21,7 @@ enum class MessageType : uint32_t {
     Connection = 1, // supervisor -> worker: an accepted client connection
     Ready = 2,      // worker -> supervisor: keys and database open, serving
     Taken = 3,      // worker -> supervisor: it took `count` connections off the channel
+    Policy = 4,     // supervisor -> worker: the ACL and rate limit, after a reload
     Closed = 100,   // not on the wire: the other end closed the channel
 };
 
@@ -32,7 +33,8 @@ struct ChannelMessage {
     UniqueFd fd; // Connection: the client socket, close-on-exec
     sockaddr_storage peer {};
     socklen_t peer_len = 0;
-    std::string prefix; // Connection: request bytes already read off the socket
+    std::string prefix; // Connection: request bytes already read off the socket;
+                        // Policy: the serialized Policy
     uint32_t count = 0; // Taken: how many connections
 };
 
@@ -46,6 +48,9 @@ Result<void> send_connection(int channel, int conn_fd, sockaddr const* peer, soc
     std::string_view prefix);
 
 Result<void> send_ready(int channel);
+
+// Sends the daemon-wide policy (Policy::serialize()) to a worker.
+Result<void> send_policy(int channel, std::string_view serialized);
 
 // Credits connections back to the supervisor, which lets at most
 // max_pending connections wait in a worker's channel.

@@ -46,11 +46,11 @@ std::string join_errors(Parsed<T> const& parsed)
 
 }
 
-Supervisor::Supervisor(ServeOptions options, Manifest manifest, Config config, Acl acl)
+Supervisor::Supervisor(ServeOptions options, Manifest manifest, Config config, Policy policy)
     : m_options(std::move(options))
     , m_manifest(std::move(manifest))
     , m_config(std::move(config))
-    , m_acl(std::move(acl))
+    , m_policy(std::move(policy))
     , m_peek_buffer(m_config.max_head_bytes + 1)
     , m_fast_head(m_config.max_head_bytes)
 {
@@ -69,8 +69,9 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(ServeOptions options)
         return Error::message("acl", join_errors(acl));
 
     log::configure(config.value.log_level, config.value.log_format);
+    Policy policy { std::move(acl.value), options.rate_per_minute };
     std::unique_ptr<Supervisor> self(
-        new Supervisor(std::move(options), std::move(manifest.value), std::move(config.value), std::move(acl.value)));
+        new Supervisor(std::move(options), std::move(manifest.value), std::move(config.value), std::move(policy)));
     if (int rc = uv_loop_init(&self->m_loop); rc < 0)
         return Error { "uv_loop_init", rc, uv_strerror(rc), {} };
     self->m_loop_open = true;
@@ -158,7 +159,7 @@ Result<void> Supervisor::bind_listeners()
 
 std::unique_ptr<WorkerProcess> Supervisor::make_worker(IdentityEntry const& entry)
 {
-    return std::make_unique<WorkerProcess>(&m_loop, entry, m_config,
+    return std::make_unique<WorkerProcess>(&m_loop, entry, m_config, m_policy,
         [this](WorkerProcess&) { tell_systemd_when_ready(); });
 }
 
@@ -571,9 +572,12 @@ void Supervisor::reload()
     }
     m_last_reload_error.clear();
     m_config = std::move(config.value);
-    m_acl = std::move(acl.value);
+    m_policy.acl = std::move(acl.value);
     log::configure(m_config.log_level, m_config.log_format);
     apply_manifest(manifest.value);
+    // Unchanged workers keep running; they follow the new ACL at once.
+    for (auto& [slug, worker] : m_workers)
+        worker->update_policy(m_policy);
     log::info("reload done: %zu identities", m_workers.size());
     systemd::notify("READY=1\nSTATUS=serving " + std::to_string(m_workers.size()) + " identities");
 }

@@ -9,6 +9,7 @@
 #include "common/address.h"
 #include "common/config.h"
 #include "common/manifest.h"
+#include "common/policy.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "common/uv_handle.h"
@@ -63,7 +64,7 @@ private:
         }
     };
 
-    Supervisor(ServeOptions, Manifest, Config, Acl);
+    Supervisor(ServeOptions, Manifest, Config, Policy);
 
     Result<void> bind_listeners();
     Result<void> open_signals();
@@ -93,7 +94,7 @@ private:
     ServeOptions m_options;
     Manifest m_manifest;
     Config m_config;
-    Acl m_acl;
+    Policy m_policy; // the ACL and rate limit every worker applies
 
     uv_loop_t m_loop {};
     bool m_loop_open = false;

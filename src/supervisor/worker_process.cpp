@@ -30,7 +30,8 @@ constexpr size_t max_waiting_factor = 16;
 
 // Runs in the forked child: leave nothing of the supervisor behind but the
 // worker's own channel, then become the worker. Never returns.
-[[noreturn]] void become_worker(IdentityEntry const& identity, Config const& config, int channel, pid_t parent)
+[[noreturn]] void become_worker(
+    IdentityEntry const& identity, Config const& config, Policy const& policy, int channel, pid_t parent)
 {
     // The channel moves to fd 3; every other descriptor of the supervisor
     // (listeners, other workers' channels, signalfd, the loop's epoll fd)
@@ -58,7 +59,7 @@ constexpr size_t max_waiting_factor = 16;
     title.resize(std::min<size_t>(title.size(), 15));
     ::prctl(PR_SET_NAME, title.c_str());
 
-    int code = run_worker(WorkerSetup { identity, config, UniqueFd(child_channel_fd) });
+    int code = run_worker(WorkerSetup { identity, config, UniqueFd(child_channel_fd), policy });
     _exit(code);
 }
 
@@ -75,10 +76,12 @@ std::string describe_exit(int wait_status)
 
 }
 
-WorkerProcess::WorkerProcess(uv_loop_t* loop, IdentityEntry identity, Config const& config, StateObserver observer)
+WorkerProcess::WorkerProcess(
+    uv_loop_t* loop, IdentityEntry identity, Config const& config, Policy policy, StateObserver observer)
     : m_loop(loop)
     , m_identity(std::move(identity))
     , m_config(config)
+    , m_policy(std::move(policy))
     , m_observer(std::move(observer))
 {
     m_timer = make_timer(loop, this);
@@ -117,7 +120,7 @@ void WorkerProcess::spawn()
         return;
     }
     if (pid == 0)
-        become_worker(m_identity, m_config, theirs.release(), parent);
+        become_worker(m_identity, m_config, m_policy, theirs.release(), parent);
 
     m_pid = pid;
     m_state = State::Starting;
@@ -348,6 +351,18 @@ void WorkerProcess::schedule_restart(std::chrono::milliseconds delay)
         if (auto* self = static_cast<WorkerProcess*>(timer->data))
             self->spawn();
     }, static_cast<uint64_t>(delay.count()), 0);
+}
+
+void WorkerProcess::update_policy(Policy policy)
+{
+    m_policy = std::move(policy);
+    if (!m_channel)
+        return; // the next start gets it at fork
+    // A worker whose channel is full is hung; it gets the policy when it is
+    // restarted, and is logged so the operator knows.
+    if (auto sent = send_policy(m_channel.get(), m_policy.serialize()); !sent)
+        log::warn("%s: worker %d did not take the new policy: %s", m_identity.slug.c_str(), m_pid,
+            sent.error().text().c_str());
 }
 
 void WorkerProcess::stop()

@@ -7,6 +7,7 @@
 #include "common/address.h"
 #include "common/config.h"
 #include "common/manifest.h"
+#include "common/policy.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "common/uv_handle.h"
@@ -38,7 +39,8 @@ public:
     // Nothing runs until start(). The owner drops the object once its state
     // is Exited (checked after stop() and after each on_reaped()), never from
     // inside one of its methods.
-    WorkerProcess(uv_loop_t* loop, IdentityEntry identity, Config const& config, StateObserver observer);
+    WorkerProcess(uv_loop_t* loop, IdentityEntry identity, Config const& config, Policy policy,
+        StateObserver observer);
     ~WorkerProcess();
     WorkerProcess(WorkerProcess const&) = delete;
     WorkerProcess& operator=(WorkerProcess const&) = delete;
@@ -54,6 +56,9 @@ public:
 
     // Called by the supervisor's SIGCHLD handler with waitpid's status.
     void on_reaped(int wait_status);
+
+    // Sends a new policy to the running worker, and to every later restart.
+    void update_policy(Policy policy);
 
     // SIGTERM now; SIGKILL once `shutdown_timeout` passes without exit.
     void stop();
@@ -91,6 +96,7 @@ private:
     uv_loop_t* m_loop;
     IdentityEntry m_identity;
     Config m_config;
+    Policy m_policy;
     StateObserver m_observer;
 
     State m_state = State::Waiting;

@@ -260,6 +260,17 @@ void Worker::on_channel_event(int status, int events)
             stop_reason = "the supervisor closed the channel";
             break;
         }
+        if (message.type == MessageType::Policy) {
+            auto policy = Policy::deserialize(message.prefix);
+            if (!policy) {
+                fail("bad policy from the supervisor: " + policy.error().text());
+                return;
+            }
+            m_setup.policy = std::move(policy.value());
+            log::info("policy updated: %u deliveries per minute, %zu allow and %zu deny patterns",
+                m_setup.policy.rate_per_minute, m_setup.policy.acl.allow.size(), m_setup.policy.acl.deny.size());
+            continue;
+        }
         fail("unexpected message type " + std::to_string(static_cast<uint32_t>(message.type))
             + " from the supervisor");
         return;

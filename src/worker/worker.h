@@ -5,6 +5,7 @@
 
 #include "common/config.h"
 #include "common/manifest.h"
+#include "common/policy.h"
 #include "common/unique_fd.h"
 
 namespace posta {
@@ -13,6 +14,7 @@ struct WorkerSetup {
     IdentityEntry identity;
     Config config;
     UniqueFd channel; // the worker's end of its private channel
+    Policy policy;    // replaced by Policy messages after reloads
 };
 
 // Exit codes of a worker process, as the supervisor logs them.
