@@ -7,6 +7,7 @@
 #include "posta_version.h"
 #include "supervisor/status_command.h"
 #include "supervisor/supervisor.h"
+#include "supervisor/systemd.h"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -55,6 +56,9 @@ int run_serve(ServeOptions options)
 
 int main(int argc, char** argv)
 {
+    // Before anything opens a file: the fds systemd passed are 3 and up.
+    auto activated = systemd::take_listen_fds();
+
     CLI::App app { "posta-server: hosts many posta identities on one machine" };
     app.set_version_flag("--version", std::string("posta-server ") + POSTA_VERSION);
     app.require_subcommand(1);
@@ -90,6 +94,7 @@ int main(int argc, char** argv)
 
     CLI11_PARSE(app, argc, argv);
 
+    serve.activated = std::move(activated);
     if (check_cmd->parsed())
         return run_check(check_manifest, check_config, check_acl);
     if (status_cmd->parsed()) {

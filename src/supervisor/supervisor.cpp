@@ -129,7 +129,7 @@ Result<void> Supervisor::open_signals()
 Result<void> Supervisor::bind_listeners()
 {
     // Socket activation: the sockets systemd passed replace --listen.
-    auto activated = systemd::take_listen_fds();
+    auto activated = std::move(m_options.activated);
     for (auto& fd : activated) {
         auto listener = Listener::adopt(std::move(fd));
         if (!listener)

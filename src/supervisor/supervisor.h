@@ -33,6 +33,8 @@ struct ServeOptions {
     std::string config_path;
     std::string acl_path;
     unsigned rate_per_minute = 120;
+    // Listening sockets passed by systemd; when present, `listen` is unused.
+    std::vector<UniqueFd> activated;
 };
 
 class Supervisor {
