@@ -1,4 +1,5 @@
 #include "common/config.h"
+#include "diagnostics_check.h"
 
 #include <cstdio>
 #include <doctest/doctest.h>
@@ -17,18 +18,7 @@ Parsed<Config> parse(std::string_view text)
 
 bool has_error(Parsed<Config> const& parsed, int line, std::initializer_list<std::string_view> words)
 {
-    for (Diagnostic const& d : parsed.errors) {
-        if (d.line != line || d.file != "posta.toml")
-            continue;
-        bool all = true;
-        for (std::string_view word : words)
-            all = all && d.message.find(word) != std::string::npos;
-        if (all)
-            return true;
-    }
-    for (Diagnostic const& d : parsed.errors)
-        MESSAGE(d.text());
-    return false;
+    return has_error_in(parsed.errors, "posta.toml", line, words);
 }
 
 void check_defaults(Config const& c)

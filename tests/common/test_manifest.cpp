@@ -1,4 +1,5 @@
 #include "common/manifest.h"
+#include "diagnostics_check.h"
 
 #include <cstdio>
 #include <doctest/doctest.h>
@@ -15,21 +16,9 @@ Parsed<Manifest> parse(std::string_view text)
     return parse_manifest(text, "identities.toml");
 }
 
-// True when some error is at `line` and its message contains every word.
 bool has_error(Parsed<Manifest> const& parsed, int line, std::initializer_list<std::string_view> words)
 {
-    for (Diagnostic const& d : parsed.errors) {
-        if (d.line != line || d.file != "identities.toml")
-            continue;
-        bool all = true;
-        for (std::string_view word : words)
-            all = all && d.message.find(word) != std::string::npos;
-        if (all)
-            return true;
-    }
-    for (Diagnostic const& d : parsed.errors)
-        MESSAGE(d.text());
-    return false;
+    return has_error_in(parsed.errors, "identities.toml", line, words);
 }
 
 // A file in a fresh temporary directory, removed at the end of the test.
