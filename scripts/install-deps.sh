@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential meson ninja-build pkg-config python3
   libuv1-dev node-llhttp libtomlplusplus-dev libsqlite3-dev libsodium-dev
-  libcli11-dev doctest-dev nlohmann-json3-dev libcurl4-openssl-dev
+  libcli11-dev doctest-dev nlohmann-json3-dev libcurl4-openssl-dev libseccomp-dev
   curl procps
 )
 

@@ -97,13 +97,14 @@ Result<void> send_taken(int channel, uint32_t count) { return send_header_only(c
 Result<std::optional<ChannelMessage>> receive_message(int channel)
 {
     WireHeader header {};
-    // The prefix is read straight into the message's string; size it for the
-    // largest prefix and trim afterwards.
+    // The prefix lands in one scratch buffer per process (both processes are
+    // single-threaded) and is copied out at its real size: no message pays
+    // for zeroing or keeping the largest possible prefix.
+    static char scratch[max_channel_prefix];
     ChannelMessage message;
-    message.prefix.resize(max_channel_prefix);
     iovec iov[2] = {
         { &header, sizeof header },
-        { message.prefix.data(), message.prefix.size() },
+        { scratch, sizeof scratch },
     };
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] {};
     msghdr msg {};
@@ -135,7 +136,6 @@ Result<std::optional<ChannelMessage>> receive_message(int channel)
 
     if (n == 0) {
         message.type = MessageType::Closed;
-        message.prefix.clear();
         return std::optional { std::move(message) };
     }
     if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || static_cast<size_t>(n) < sizeof header)
@@ -146,7 +146,7 @@ Result<std::optional<ChannelMessage>> receive_message(int channel)
         return Error::message("recvmsg", "malformed message", "worker channel");
 
     message.type = header.type;
-    message.prefix.resize(prefix_len);
+    message.prefix.assign(scratch, prefix_len);
     switch (header.type) {
     case MessageType::Connection:
         if (received_count != 1)

@@ -168,6 +168,17 @@ private:
             error(toml_file::line_of(node.source()), "log_format = \"" + *value + "\" is not a format; use text or json");
     }
 
+    void sandbox(std::string_view key, toml::node const& node)
+    {
+        auto const* value = node.as_boolean();
+        if (!value) {
+            error(toml_file::line_of(node.source()), std::string(key) + " is " + toml_file::type_name(node)
+                    + "; it must be true or false without quotes");
+            return;
+        }
+        m_out.value.sandbox = value->get();
+    }
+
     // A base above the cap would make the first retry wait longer than any
     // later one; that is a mistake in the file, not a schedule. Checked only
     // when both values are known: a bad one is reported on its own already.
@@ -201,6 +212,7 @@ ConfigReader::Key const ConfigReader::k_keys[] = {
     { "delivery_give_up", &ConfigReader::delivery_give_up },
     { "log_level", &ConfigReader::log_level },
     { "log_format", &ConfigReader::log_format },
+    { "sandbox", &ConfigReader::sandbox },
 };
 
 void ConfigReader::read_root(toml::table const& root)

@@ -26,6 +26,9 @@ struct Config {
     Duration delivery_give_up = std::chrono::hours(72);
     log::Level log_level = log::Level::Info;
     log::Format log_format = log::Format::Text;
+    // Workers restrict themselves before serving (worker/sandbox.h). Off
+    // only for debugging; every worker then says so loudly in the log.
+    bool sandbox = true;
 };
 
 // Parses config text; `file` is used in diagnostics only. Unknown keys, wrong

@@ -1,5 +1,6 @@
 // posta-server: the command line. `serve` runs the supervisor (which forks
-// the workers); `check` validates the operator's files without serving.
+// the workers); `check` validates the operator's files without serving;
+// `token` issues an owner API token for one identity.
 #include "common/acl.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -8,9 +9,18 @@
 #include "supervisor/status_command.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/systemd.h"
+#include "worker/api_token.h"
+#include "worker/identity_dir.h"
+#include "worker/store.h"
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <pwd.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace posta;
 
@@ -37,6 +47,82 @@ int run_check(std::string const& manifest_path, std::string const& config_path, 
     }
     std::printf("%s: ok, %zu identit%s\n", manifest_path.c_str(), manifest.value.identities.size(),
         manifest.value.identities.size() == 1 ? "y" : "ies");
+    return 0;
+}
+
+// Files the token command would write must belong to us: a token issued as
+// root into a folder of the daemon's user would leave root-owned -wal and
+// -shm files that the worker can no longer open.
+Result<void> check_owner(std::string const& path)
+{
+    struct stat st {};
+    if (::stat(path.c_str(), &st) < 0) {
+        if (errno == ENOENT)
+            return {};
+        return Error::from_errno("stat", path);
+    }
+    if (st.st_uid == ::geteuid())
+        return {};
+    passwd const* owner = ::getpwuid(st.st_uid);
+    std::string name = owner ? owner->pw_name : std::to_string(st.st_uid);
+    return Error::message("token", "belongs to " + name + ", not to this user; fix: run the command as " + name
+            + " (sudo -u " + name + " posta-server token ...)", path);
+}
+
+// Creates a token for `slug`, stores its hash in the identity's inbox.db and
+// prints the token alone on stdout. Safe while the daemon runs (WAL and
+// busy_timeout arbitrate with the worker); creates the identity's folder and
+// inbox.db as the worker would when it has never run. Never touches keys.json.
+int run_token(std::string const& slug, std::string const& manifest_path, std::string const& config_path)
+{
+    log::set_role("token");
+    auto manifest = load_manifest(manifest_path);
+    auto config = load_config(config_path);
+    if (!manifest.ok() || !config.ok()) {
+        for (auto const& d : manifest.errors)
+            std::fprintf(stderr, "%s\n", d.text().c_str());
+        for (auto const& d : config.errors)
+            std::fprintf(stderr, "%s\n", d.text().c_str());
+        return 1;
+    }
+    log::configure(config.value.log_level, config.value.log_format);
+    IdentityEntry const* identity = manifest.value.find_slug(slug);
+    if (!identity) {
+        std::string known;
+        for (auto const& entry : manifest.value.identities)
+            known += (known.empty() ? "" : ", ") + entry.slug;
+        std::fprintf(stderr, "posta-server token: %s has no identity \"%s\"; known slugs: %s\n",
+            manifest_path.c_str(), slug.c_str(), known.empty() ? "(none)" : known.c_str());
+        return 1;
+    }
+    if (sodium_init() < 0) {
+        std::fprintf(stderr, "posta-server token: sodium_init failed (libsodium could not initialise its random source)\n");
+        return 1;
+    }
+
+    auto fail = [](Error const& error) {
+        std::fprintf(stderr, "posta-server token: %s\n", error.text().c_str());
+        return 1;
+    };
+    std::string dir_path = config.value.state_dir + "/" + identity->slug;
+    for (auto const& path : { config.value.state_dir, dir_path, dir_path + "/inbox.db" }) {
+        if (auto owned = check_owner(path); !owned)
+            return fail(owned.error());
+    }
+    auto dir = prepare_identity_dir(config.value.state_dir, identity->slug);
+    if (!dir)
+        return fail(dir.error());
+    auto store = Store::open(dir.value());
+    if (!store)
+        return fail(store.error());
+    std::string token = make_api_token();
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    if (auto added = store->add_token(hash_api_token(token), now.count()); !added)
+        return fail(added.error());
+    std::printf("%s\n", token.c_str());
+    std::fflush(stdout);
+    sodium_memzero(token.data(), token.size());
     return 0;
 }
 
@@ -92,11 +178,22 @@ int main(int argc, char** argv)
     status_cmd->add_option("--manifest", check_manifest, "Accepted for symmetry with the other commands");
     status_cmd->add_flag("--json", status_json, "Print the daemon's answer as JSON");
 
+    std::string token_slug;
+    std::string token_manifest = default_manifest;
+    std::string token_config;
+    auto* token_cmd = app.add_subcommand("token",
+        "Issue an owner API token for one identity; prints it once, stores only its hash");
+    token_cmd->add_option("slug", token_slug, "The identity's slug, as in the manifest")->required();
+    token_cmd->add_option("--manifest", token_manifest, "The identities manifest (TOML)")->capture_default_str();
+    token_cmd->add_option("--config", token_config, "Daemon settings (TOML), for state_dir");
+
     CLI11_PARSE(app, argc, argv);
 
     serve.activated = std::move(activated);
     if (check_cmd->parsed())
         return run_check(check_manifest, check_config, check_acl);
+    if (token_cmd->parsed())
+        return run_token(token_slug, token_manifest, token_config);
     if (status_cmd->parsed()) {
         auto config = load_config(status_config);
         if (!config.ok()) {

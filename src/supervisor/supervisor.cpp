@@ -304,18 +304,18 @@ void Supervisor::on_connection(UniqueFd fd, SocketAddress const& peer)
 
 void Supervisor::on_pending_readable(Pending& pending)
 {
+    // Read into the shared peek buffer and keep only what arrived: a client
+    // trickling one byte at a time costs one small copy per byte.
     size_t have = pending.buffer.size();
     size_t room = m_config.max_head_bytes + 1 - have;
-    pending.buffer.resize(have + room);
-    ssize_t n = ::recv(pending.fd.get(), pending.buffer.data() + have, room, 0);
+    ssize_t n = ::recv(pending.fd.get(), m_peek_buffer.data(), room, 0);
     if (n <= 0) {
-        pending.buffer.resize(have);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
         drop_pending(pending); // the client went away
         return;
     }
-    pending.buffer.resize(have + static_cast<size_t>(n));
+    pending.buffer.append(m_peek_buffer.data(), static_cast<size_t>(n));
     auto state = pending.head.feed(std::string_view(pending.buffer).substr(have));
     if (state == HeadPeek::State::NeedMore)
         return;

@@ -10,6 +10,14 @@
 // handles; the session is freed in the last close callback. Orderly ends
 // (after a final answer, EOF, stop) go through finish(): flush, shutdown,
 // linger, then teardown.
+//
+// A handler may answer with a stream instead (start_stream): the head goes
+// out with Connection: close and no Content-Length, the connection enters
+// Streaming and stays there until the stream's owner closes it, the client
+// goes away or the worker stops. Nothing more is parsed; input is read and
+// discarded, so EOF is noticed at once. Both ends, finish() and teardown(),
+// detach the stream; its owner is told in the last close callback, outside
+// any call it made.
 #include "http_session.h"
 
 #include "common/host_key.h"
@@ -35,6 +43,10 @@ constexpr uint64_t transfer_timeout_ms = 60'000;
 // client closes, at most this long. Closing with unread input would send a
 // reset that can destroy the answer still in flight (a 413 most of all).
 constexpr uint64_t linger_timeout_ms = 2'000;
+// A stream whose queued bytes make no progress at all for this long is torn
+// down: the peer is stuck, not slow. A slow reader that keeps taking bytes is
+// never timed out here; its owner bounds its backlog (SseHub drops it).
+constexpr uint64_t stream_stall_timeout_ms = 60'000;
 // Parsing resumes only while queued answer bytes are below this, so a client
 // that pipelines without reading cannot make us buffer unbounded answers.
 constexpr size_t write_high_water = 256 * 1024;
@@ -144,6 +156,10 @@ Result<HttpSession*> HttpSession::create(SessionContext& context, UniqueFd fd, s
 void HttpSession::stop()
 {
     m_stopping = true;
+    if (m_phase == Phase::Streaming) {
+        finish("worker stopping");
+        return;
+    }
     if (m_phase != Phase::Idle || m_requests == 0 || m_input_pos != m_input.size())
         return; // a request is under way (or the first one is still due): answer it first
     if (m_write_queue_bytes == 0)
@@ -165,6 +181,7 @@ void HttpSession::teardown(std::string_view reason)
     if (auto slot = m_slot.lock())
         slot->detach();
     m_slot.reset();
+    detach_stream();
     uv_close(reinterpret_cast<uv_handle_t*>(&m_tcp), close_cb);
     uv_close(reinterpret_cast<uv_handle_t*>(&m_timer), close_cb);
 }
@@ -173,6 +190,9 @@ void HttpSession::on_handle_closed()
 {
     if (--m_open_handles > 0)
         return;
+    // Held while its owner is told, who may drop its own reference.
+    if (auto stream = m_stream.lock())
+        stream->notify_closed();
     if (m_notify_closed && m_context.on_closed)
         m_context.on_closed(*this);
     delete this;
@@ -185,6 +205,7 @@ void HttpSession::finish(std::string_view reason)
     m_close_reason = std::string(reason);
     if (auto slot = m_slot.lock())
         slot->detach();
+    detach_stream();
     enter(Phase::Finishing);
     // libuv shuts the write side down once every queued write is done.
     if (int rc = uv_shutdown(&m_shutdown, reinterpret_cast<uv_stream_t*>(&m_tcp), shutdown_cb); rc < 0) {
@@ -240,6 +261,9 @@ void HttpSession::enter(Phase phase)
         // 0: resume parsing on the next loop turn, outside the handler's stack.
         timeout = m_write_queue_bytes > write_high_water ? transfer_timeout_ms : 0;
         break;
+    case Phase::Streaming:
+        watch_stream_progress();
+        return;
     case Phase::Finishing:
         timeout = transfer_timeout_ms;
         break;
@@ -256,7 +280,8 @@ void HttpSession::update_reading()
 {
     if (m_phase == Phase::Closed)
         return;
-    bool want = !m_eof && (parsing() || m_phase == Phase::Finishing || m_phase == Phase::Lingering);
+    bool want = !m_eof
+        && (parsing() || m_phase == Phase::Streaming || m_phase == Phase::Finishing || m_phase == Phase::Lingering);
     if (want == m_reading)
         return;
     if (want) {
@@ -290,6 +315,9 @@ void HttpSession::on_timeout()
             teardown("client does not read its answers");
         else
             process_input();
+        break;
+    case Phase::Streaming:
+        teardown("the client took nothing of its stream for 60 s");
         break;
     case Phase::Finishing:
         teardown(m_close_reason + " (client did not take the last answer in time)");
@@ -337,6 +365,11 @@ void HttpSession::on_eof()
         break;
     case Phase::Lingering:
         teardown(m_close_reason);
+        break;
+    case Phase::Streaming:
+        // Stream clients never half-close to say "done sending"; EOF means
+        // the client is gone and nobody reads what we would flush.
+        teardown("client closed its stream");
         break;
     default:
         break; // Finishing: on_shut_down closes, seeing m_eof
@@ -558,7 +591,7 @@ void HttpSession::send_response(Response response)
     ++m_requests;
     bool keep_alive = m_keep_alive && !m_stopping;
     log::debug("%s: %s -> %d", m_peer.c_str(), m_log_line.c_str(), response.status);
-    write_response(std::move(response), keep_alive);
+    write_response(std::move(response), Framing::ContentLength, keep_alive);
     if (m_phase == Phase::Closed)
         return;
     if (!keep_alive) {
@@ -575,11 +608,82 @@ void HttpSession::reject(int status, std::string_view code, std::string_view mes
     log::debug("%s: %d %.*s", m_peer.c_str(), status, static_cast<int>(message.size()), message.data());
     if (auto slot = m_slot.lock())
         slot->detach();
-    write_response(Response::error(status, code, message), false);
+    write_response(Response::error(status, code, message), Framing::ContentLength, false);
     finish(message);
 }
 
-void HttpSession::write_response(Response response, bool keep_alive)
+std::shared_ptr<ResponseStream> HttpSession::start_stream(Response head)
+{
+    // Only the current request's slot is attached, and only while Handling.
+    if (m_phase != Phase::Handling)
+        return nullptr;
+    m_slot.reset();
+    ++m_requests;
+    log::debug("%s: %s -> %d (stream)", m_peer.c_str(), m_log_line.c_str(), head.status);
+    auto stream = std::make_shared<ResponseStream>(static_cast<StreamSink*>(this));
+    m_stream = stream;
+    // What the client pipelined behind this request is never answered.
+    m_input.clear();
+    m_input_pos = 0;
+    write_response(std::move(head), Framing::UntilClose, false);
+    if (m_phase == Phase::Closed)
+        return stream; // the head failed to go out; the owner hears of the close
+    enter(Phase::Streaming);
+    // HEAD has its answer in the head alone; a stopping worker starts no
+    // stream that would only delay its exit.
+    if (m_head_request)
+        finish("answered HEAD of a stream");
+    else if (m_stopping)
+        finish("worker stopping");
+    else
+        update_reading();
+    return stream;
+}
+
+void HttpSession::stream_write(std::string bytes)
+{
+    if (m_phase != Phase::Streaming || bytes.empty())
+        return;
+    queue_write(std::move(bytes));
+    if (m_phase == Phase::Streaming)
+        watch_stream_progress();
+}
+
+size_t HttpSession::stream_queued_bytes() const
+{
+    // What libuv could not hand to the kernel yet; bytes the kernel took but
+    // whose write callback is still to run do not count as a backlog.
+    return uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t const*>(&m_tcp));
+}
+
+void HttpSession::stream_close(Close how, std::string_view reason)
+{
+    if (m_phase != Phase::Streaming)
+        return;
+    if (how == Close::Discard)
+        teardown(reason);
+    else
+        finish(reason);
+}
+
+void HttpSession::detach_stream()
+{
+    if (auto stream = m_stream.lock())
+        stream->detach();
+}
+
+// While a stream has bytes queued the timer measures how long since the
+// kernel last took some; with nothing queued no timer runs (keepalives are
+// the owner's business).
+void HttpSession::watch_stream_progress()
+{
+    if (stream_queued_bytes() == 0)
+        uv_timer_stop(&m_timer);
+    else if (!uv_is_active(reinterpret_cast<uv_handle_t const*>(&m_timer)))
+        uv_timer_start(&m_timer, timer_cb, stream_stall_timeout_ms, 0);
+}
+
+void HttpSession::write_response(Response response, Framing framing, bool keep_alive)
 {
     bool no_body = status_forbids_body(response.status);
     std::string out;
@@ -607,8 +711,9 @@ void HttpSession::write_response(Response response, bool keep_alive)
         out += value;
         out += "\r\n";
     }
-    // HEAD gets GET's Content-Length, without the body (RFC 9110 9.3.2).
-    if (!no_body) {
+    // HEAD gets GET's Content-Length, without the body (RFC 9110 9.3.2). A
+    // stream's body ends with the connection (RFC 9112 section 6.3, item 8).
+    if (!no_body && framing == Framing::ContentLength) {
         out += "Content-Length: ";
         out += std::to_string(response.body.size());
         out += "\r\n";
@@ -653,6 +758,16 @@ void HttpSession::on_written(size_t bytes, int status)
     }
     if (m_phase == Phase::Responded && m_write_queue_bytes <= write_high_water)
         enter(Phase::Responded); // resume on the next loop turn
+    if (m_phase == Phase::Streaming) {
+        // Progress: the stall timer starts over (or stops when all is out).
+        uv_timer_stop(&m_timer);
+        watch_stream_progress();
+        if (stream_queued_bytes() == 0) {
+            // Held while its owner is told, who may drop its own reference.
+            if (auto stream = m_stream.lock())
+                stream->notify_drained();
+        }
+    }
 }
 
 // ---- libuv trampolines ----

@@ -1,8 +1,10 @@
 // HttpSession: one client connection of a worker, passed by the supervisor
 // with the bytes it already read. It parses HTTP/1.x requests with llhttp,
 // checks each one's Host, hands them to the Router one at a time and writes
-// the answers in request order. It owns its uv_tcp_t (so the socket), a timer
-// and its parser, and frees itself in the close callback of its last handle.
+// the answers in request order; an answer may instead turn the connection into
+// a ResponseStream (the event stream), which it then serves alone. It owns its
+// uv_tcp_t (so the socket), a timer and its parser, and frees itself in the
+// close callback of its last handle.
 #pragma once
 
 #include "common/duration.h"
@@ -42,7 +44,7 @@ struct SessionContext {
     std::vector<char> read_buffer = std::vector<char>(64 * 1024);
 };
 
-class HttpSession final : private ResponseSink {
+class HttpSession final : private ResponseSink, private StreamSink {
 public:
     // Serves `fd`, an accepted TCP socket. `prefix` holds the bytes the
     // supervisor already read off it; they are parsed before the socket is
@@ -54,7 +56,8 @@ public:
         std::string peer_host, std::string prefix);
 
     // Graceful stop: an idle keep-alive connection closes now; one with a
-    // request under way answers it with Connection: close, then closes.
+    // request under way answers it with Connection: close, then closes; a
+    // stream sends what is queued, then closes.
     void stop();
     // Closes the connection now, whatever it is doing. An outstanding
     // handler's answer is dropped.
@@ -69,6 +72,7 @@ private:
         Body,      // reading a request body
         Handling,  // the router has the request; not reading
         Responded, // answer queued; parsing resumes on the next loop turn
+        Streaming, // the answer is a ResponseStream; input is discarded
         Finishing, // last answer queued; flushing, then shutdown(SHUT_WR)
         Lingering, // written and shut down; draining input until EOF or timeout
         Closed,    // handles closing; freed in the last close callback
@@ -81,6 +85,10 @@ private:
     ~HttpSession() override = default;
 
     void send_response(Response) override;
+    std::shared_ptr<ResponseStream> start_stream(Response head) override;
+    void stream_write(std::string bytes) override;
+    size_t stream_queued_bytes() const override;
+    void stream_close(Close, std::string_view reason) override;
 
     void process_input();
     void execute();
@@ -88,7 +96,10 @@ private:
     void dispatch();
     void begin_next_request();
     void reject(int status, std::string_view code, std::string_view message);
-    void write_response(Response, bool keep_alive);
+    enum class Framing { ContentLength, UntilClose };
+    void write_response(Response, Framing, bool keep_alive);
+    void detach_stream();
+    void watch_stream_progress();
     void queue_write(std::string bytes);
     void finish(std::string_view reason);
     void teardown(std::string_view reason);
@@ -166,6 +177,10 @@ private:
     bool m_keep_alive = false;
     int m_http_minor = 1;
     std::string m_log_line; // "GET /.well-known/posta", for the access log
+
+    // The stream the last answer turned into, if any: detached when the
+    // connection ends, told in the last close callback.
+    std::weak_ptr<ResponseStream> m_stream;
 };
 
 }

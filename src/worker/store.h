@@ -1,15 +1,126 @@
 // Store: the identity's SQLite database, <state_dir>/<slug>/inbox.db, opened
 // by that identity's worker alone (and by `posta-server token`). It owns the
-// connection, applies the schema migrations on open, and will hold the
-// queries of the inbox, the outbox loop, the API and the event hub.
+// connection and its prepared statements, applies the schema migrations on
+// open, and holds the queries of the inbox, the outbox loop, the API and the
+// event stream. It has no clock: callers pass the times (milliseconds since
+// the Unix epoch) that rows are stamped with. It blocks on disk (fsync at
+// every commit); the worker calls it from its loop.
 #pragma once
 
 #include "common/result.h"
 #include "sqlite.h"
 
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace posta {
+
+enum class Box : uint8_t { Inbox, Sent };
+// "inbox", "sent": the spelling of the schema and of the API.
+std::string_view box_name(Box);
+std::optional<Box> parse_box(std::string_view);
+
+enum class DeliveryState : uint8_t { Queued, Delivered, Failed };
+// "queued", "delivered", "failed".
+std::string_view delivery_state_name(DeliveryState);
+std::optional<DeliveryState> parse_delivery_state(std::string_view);
+
+// One delivery the inbox accepted (checked, signature verified): the
+// envelope's fields, URLs canonical, `sent_at` as the sender wrote it.
+struct InboundMessage {
+    std::string id, from, to, sent_at, subject, content_type, body;
+};
+
+struct InboundOutcome {
+    bool duplicate = false;
+    int64_t event_seq = 0;  // 0 when duplicate
+    std::string event_data; // the <message> JSON published as message.received
+};
+
+// A cached identity document of a peer.
+struct PeerRecord {
+    std::string url, public_key, name, inbox;
+    int64_t fetched_at_ms = 0;
+    std::optional<int64_t> refetched_at_ms;
+};
+
+// A message of either box, as the API shows it.
+struct StoredMessage {
+    int64_t seq = 0; // local insertion order; the list cursor
+    Box box = Box::Inbox;
+    std::string id;
+    std::string from;
+    // Sent: the recipients in the order given. Inbox: empty; the message's
+    // "to" is the identity's own URL (message_json fills it in).
+    std::vector<std::string> to;
+    std::string subject, content_type, body, sent_at;
+    std::optional<int64_t> received_at_ms; // inbox only
+    bool read = false;
+};
+
+struct MessagePage {
+    std::vector<StoredMessage> messages; // newest first
+    std::optional<int64_t> next_before;  // seq to pass as `before` for the next page; none at the end
+};
+
+// Which message an API id means. The API id of a message is its protocol id.
+// Ids are unique per (box, sender), not per identity: a message sent to
+// oneself is in both boxes under one id, and a sender could reuse another's
+// id. `box` and `from` narrow the lookup; among what still matches, the
+// first stored live message is meant, so a later arrival never shadows an
+// earlier one.
+struct MessageKey {
+    std::string_view id;
+    std::optional<Box> box;
+    std::optional<std::string_view> from;
+};
+
+// A message the owner sends: one delivery per entry of `to` (canonical
+// identity URLs, no duplicates).
+struct OutgoingMessage {
+    std::string from; // the identity's own URL
+    std::vector<std::string> to;
+    std::string subject, content_type, body;
+};
+
+struct DeliveryRecord {
+    std::string message_id;
+    std::string to;
+    DeliveryState state = DeliveryState::Queued;
+    int64_t attempts = 0;
+    std::optional<int64_t> next_attempt_at_ms; // set while queued
+    std::optional<int64_t> last_status;
+    std::optional<std::string> last_error;
+};
+
+struct StoredEvent {
+    int64_t seq = 0;
+    std::string type; // "message.received", "delivery.updated", ...
+    std::string data; // one line of JSON
+    int64_t created_at_ms = 0;
+};
+
+// The kept events: `oldest` is the first seq still kept (0: none kept),
+// `last` the highest seq ever given (0: none ever), also when pruned.
+struct EventRange {
+    int64_t oldest = 0;
+    int64_t last = 0;
+};
+
+// What delete_message() did.
+struct DeleteOutcome {
+    bool found = false;
+    // delivery.updated events for the queued deliveries the delete cancelled
+    // (a sent message deleted before it went out), already in the events table.
+    std::vector<StoredEvent> events;
+};
+
+using TokenHash = std::array<unsigned char, 32>;
 
 class Store {
 public:
@@ -23,8 +134,19 @@ public:
     // The schema version this code creates and understands.
     static int latest_version();
 
-    Store(Store&&) noexcept = default;
-    Store& operator=(Store&&) noexcept = default;
+    // For the migration tests: creates (or migrates) `dir`/inbox.db at
+    // schema `version` (0: an empty database), as an older release would
+    // have left it, and closes it.
+    static Result<void> create_at_version(std::string const& dir, int version);
+
+    // Events are kept while they are among the last this many, or younger
+    // than event_keep_ms (PROTOCOL.md, "Event stream").
+    static constexpr int64_t event_keep_count = 10000;
+    static constexpr int64_t event_keep_ms = 7LL * 24 * 3600 * 1000;
+
+    Store(Store&&) noexcept;
+    Store& operator=(Store&&) noexcept;
+    ~Store();
 
     // PRAGMA user_version: the schema version the file is at.
     Result<int> user_version();
@@ -34,20 +156,90 @@ public:
     // move. Called at graceful stop.
     Result<void> checkpoint();
 
+    // -- Inbox -------------------------------------------------------------
+
+    // Group commit: one transaction (BEGIN IMMEDIATE ... COMMIT, fsynced)
+    // for the whole batch. Each message goes into box 'inbox' unless
+    // (from, id) is there already, also as a tombstone, or earlier in the
+    // batch: then its outcome is a duplicate and nothing changes for it. For
+    // each inserted one a message.received event (data: the <message>
+    // object, one line) is appended in the same transaction. On any error the
+    // whole batch is rolled back and the error returned; the caller must not
+    // answer 202/200 for any of it. On success the outcomes are in batch
+    // order and everything is on disk.
+    Result<std::vector<InboundOutcome>> accept_inbound(std::span<InboundMessage const> batch, int64_t received_at_ms);
+
+    // -- Peer cache --------------------------------------------------------
+
+    Result<std::optional<PeerRecord>> find_peer(std::string_view url);
+    // Inserts or replaces the entry of `peer.url`; a refetched_at_ms that is
+    // not given keeps the stored one.
+    Result<void> save_peer(PeerRecord const& peer);
+    // Notes a refetch forced by a bad signature; nothing when `url` is not cached.
+    Result<void> mark_peer_refetched(std::string_view url, int64_t at_ms);
+
+    // -- Owner API ---------------------------------------------------------
+
+    // Live (not deleted) messages of `box` with seq below `before` (none:
+    // from the newest), newest first, at most `limit` (1..500).
+    Result<MessagePage> list_messages(Box box, int limit, std::optional<int64_t> before);
+    // The live message `key` means (see MessageKey), if any.
+    Result<std::optional<StoredMessage>> find_message(MessageKey key);
+    // Sets the read flag; returns the updated message, nullopt when none matched.
+    Result<std::optional<StoredMessage>> set_read(MessageKey key, bool read);
+    // Leaves a tombstone: subject and body cleared, deleted = 1, so the id
+    // answers 404 from now on while a redelivery stays a duplicate. For a sent
+    // message, deliveries still queued are cancelled (failed, with
+    // last_error saying so): their content is gone.
+    Result<DeleteOutcome> delete_message(MessageKey key, int64_t now_ms);
+    // Stores a message in box 'sent' with a fresh id (make_message_id(), so
+    // sodium_init() first), sent_at = now, and one queued delivery per
+    // recipient, due now, in one transaction.
+    Result<StoredMessage> create_outgoing(OutgoingMessage const& message, int64_t now_ms);
+    // Every delivery in `state` (none: all), in queue order (message, then
+    // position in its "to" list).
+    Result<std::vector<DeliveryRecord>> list_deliveries(std::optional<DeliveryState> state);
+
+    // -- API tokens --------------------------------------------------------
+
+    Result<void> add_token(TokenHash const& hash, int64_t now_ms);
+    // Whether a token with this hash was issued. Notes its use (at most one
+    // write an hour per token, to spare the disk).
+    Result<bool> verify_token(TokenHash const& hash, int64_t now_ms);
+
+    // -- Event log ---------------------------------------------------------
+
+    // Appends one event in its own transaction; returns its seq.
+    Result<int64_t> append_event(std::string_view type, std::string_view data, int64_t now_ms);
+    // Kept events with seq > `after`, oldest first, at most `limit`.
+    Result<std::vector<StoredEvent>> events_after(int64_t after, int limit);
+    Result<EventRange> event_range();
+    // Deletes events that are neither among the last event_keep_count nor
+    // younger than event_keep_ms; returns how many.
+    Result<int64_t> prune_events(int64_t now_ms);
+
     SqliteDb& db() { return m_db; }
     std::string const& path() const { return m_db.path(); }
 
 private:
-    explicit Store(SqliteDb db)
-        : m_db(std::move(db))
-    {
-    }
-    Result<void> configure();
-    Result<void> migrate();
+    enum class Query : uint8_t;
 
-    // Prepared statements of later issues go after m_db, so that they are
-    // finalized before the connection closes.
+    explicit Store(SqliteDb db);
+    static Result<Store> open_at(std::string const& dir, int version);
+    static std::string query_text(Query);
+    Result<void> configure();
+    // Brings the schema from its version up to `target`, one step at a time.
+    Result<void> migrate(int target);
+    // The prepared statement of `query`, prepared at its first use and kept.
+    Result<SqliteStmt*> statement(Query query);
+    Result<int64_t> insert_event(std::string_view type, std::string_view data, int64_t now_ms);
+    Result<std::optional<int64_t>> resolve(MessageKey key);
+    Result<std::optional<StoredMessage>> message_by_seq(int64_t seq);
+    Result<void> load_recipients(StoredMessage& message);
+
     SqliteDb m_db;
+    // After m_db: statements are finalized before the connection closes.
+    std::vector<std::optional<SqliteStmt>> m_statements;
 };
 
 }

@@ -11,21 +11,30 @@
 // shutdown_timeout, or on a second signal, what remains is closed at once.
 #include "worker.h"
 
+#include "api_server.h"
 #include "common/address.h"
 #include "common/channel.h"
 #include "common/host_key.h"
 #include "common/log.h"
 #include "common/uv_handle.h"
+#include "http_client.h"
 #include "http_session.h"
 #include "identity_dir.h"
 #include "identity_document.h"
+#include "inbox.h"
 #include "keys.h"
+#include "peer_directory.h"
+#include "posta_version.h"
 #include "router.h"
+#include "sandbox.h"
+#include "sandbox_probe.h"
 #include "signal_pipe.h"
+#include "sse_hub.h"
 #include "store.h"
 
 #include <csignal>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <sodium.h>
 #include <unordered_set>
@@ -58,6 +67,7 @@ private:
 
     Result<void> open_loop();
     Result<void> open_identity();
+    Result<void> enter_sandbox();
     Result<void> start_serving();
     void close_loop();
 
@@ -91,6 +101,13 @@ private:
 
     std::optional<Keys> m_keys;
     std::optional<Store> m_store;
+    // Destroyed in this order, before the loop closes (close_loop).
+    std::unique_ptr<Inbox> m_inbox;
+    std::unique_ptr<SseHub> m_events; // after the inbox, which publishes to it
+    std::unique_ptr<ApiServer> m_api;
+    std::optional<StoreEventLog> m_event_log;
+    std::unique_ptr<PeerDirectory> m_peers;
+    std::unique_ptr<HttpClient> m_http;
     Router m_router;
     SessionContext m_context;
     std::unordered_set<HttpSession*> m_sessions;
@@ -108,6 +125,10 @@ int Worker::run()
         log::error("cannot start: %s", opened.error().text().c_str());
         return static_cast<int>(WorkerExit::StartError);
     }
+    if (auto sandboxed = enter_sandbox(); !sandboxed) {
+        log::error("cannot start: sandbox: %s", sandboxed.error().text().c_str());
+        return static_cast<int>(WorkerExit::StartError);
+    }
     if (auto started = start_serving(); !started) {
         log::error("cannot start: %s", started.error().text().c_str());
         return static_cast<int>(WorkerExit::Fatal);
@@ -120,6 +141,25 @@ int Worker::run()
         log::warn("%s", checkpointed.error().text().c_str());
     log::info("stopped");
     return static_cast<int>(m_exit);
+}
+
+// From here on the worker cannot open another identity's files or run a
+// program, whatever happens to it (sandbox.h).
+Result<void> Worker::enter_sandbox()
+{
+    if (!m_setup.config.sandbox) {
+        log::warn("SANDBOX DISABLED by the config (sandbox = false): this worker can read every file the "
+                  "daemon's user can, including other identities' keys; use only for debugging");
+        return {};
+    }
+    auto applied = apply_sandbox(m_setup.config.state_dir + "/" + m_setup.identity.slug);
+    if (!applied)
+        return applied.error();
+    if (applied->landlock_abi == 0)
+        log::warn("sandbox: %s", applied->text().c_str());
+    else
+        log::debug("sandbox: %s", applied->text().c_str());
+    return {};
 }
 
 Result<void> Worker::open_loop()
@@ -161,6 +201,34 @@ Result<void> Worker::start_serving()
 {
     IdentityEntry const& identity = m_setup.identity;
     add_identity_document_route(m_router, identity, *m_keys);
+    m_api = std::make_unique<ApiServer>(*m_store,
+        ApiServer::Settings { identity.url, m_setup.config.max_body_bytes, nullptr,
+            [this](StoredEvent const& event) {
+                if (m_events)
+                    m_events->publish(event.seq, event.type, event.data);
+            } });
+    m_api->add_routes(m_router);
+    m_event_log.emplace(*m_store);
+    m_events = std::make_unique<SseHub>(&m_loop, *m_event_log,
+        [this](Request const& request) { return m_api->check_token(request); });
+    m_events->add_routes(m_router);
+#ifdef POSTA_SANDBOX_PROBE
+    add_sandbox_probe_route(m_router);
+#endif
+
+    auto http = HttpClient::create(&m_loop, POSTA_VERSION);
+    if (!http)
+        return http.error();
+    m_http = std::move(http.value());
+    m_peers = std::make_unique<PeerDirectory>(*m_store, *m_http);
+    auto inbox = Inbox::create(&m_loop, identity, *m_store, *m_peers, m_setup.policy);
+    if (!inbox)
+        return inbox.error();
+    m_inbox = std::move(inbox.value());
+    m_inbox->add_routes(m_router);
+    m_inbox->on_received = [this](InboundOutcome const& outcome) {
+        m_events->publish(outcome.event_seq, "message.received", outcome.event_data);
+    };
 
     m_context.loop = &m_loop;
     m_context.router = &m_router;
@@ -199,6 +267,12 @@ void Worker::close_loop()
         return;
     for (auto* session : sessions())
         session->abort("worker exiting");
+    // The inbox's waiters go with the directory, the directory's fetches
+    // with the client, which closes its handles for the uv_run below.
+    m_inbox.reset();
+    m_events.reset(); // its streams' sessions are closing already
+    m_peers.reset();
+    m_http.reset();
     m_channel_poll.close();
     m_stop_timer.close();
     m_signal_poll.close();
@@ -379,7 +453,10 @@ void Worker::maybe_finish_stop()
 {
     if (m_state != State::Stopping || !m_sessions.empty())
         return;
-    // Closing our last handles lets uv_run() return.
+    // Closing our last handles lets uv_run() return. The HttpClient keeps
+    // its handles but lets them go idle.
+    if (m_http)
+        m_http->close();
     m_channel_poll.close();
     m_stop_timer.close();
     m_signal_poll.close();
@@ -404,6 +481,11 @@ int run_worker(WorkerSetup setup)
     }
     if (sodium_init() < 0) {
         log::error("cannot start: sodium_init failed (libsodium could not initialise its random source)");
+        return static_cast<int>(WorkerExit::Fatal);
+    }
+    // After the fork: no curl or OpenSSL state is ever shared with the supervisor.
+    if (auto curl = HttpClient::init_global(); !curl) {
+        log::error("cannot start: %s", curl.error().text().c_str());
         return static_cast<int>(WorkerExit::Fatal);
     }
     Worker worker(std::move(setup), std::move(signals.value()));

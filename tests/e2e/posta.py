@@ -17,6 +17,19 @@ import time
 
 BINARY = os.environ.get("POSTA_SERVER", "posta-server")
 
+# What ASan, LeakSanitizer and UBSan print when they find something. In a
+# sanitizer build (.ci/run) a report in the daemon's output fails the test,
+# even when it came from a worker the supervisor simply restarted.
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ")
+
+
+def die_with_parent():
+    """In a child before exec: SIGTERM it when the test process dies, so a
+    killed test run (a meson timeout) leaves no daemon behind."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
 
 def wait_for(predicate, timeout=10.0, what="condition"):
     """Polls `predicate` until it returns a truthy value or `timeout` passes."""
@@ -93,14 +106,20 @@ class Daemon:
             [BINARY, "serve", "--listen", "127.0.0.1:0", "--manifest", self.manifest,
              "--config", self.config_path] + self.args,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, errors="replace")
-        threading.Thread(target=self._read_log, daemon=True).start()
+            text=True, errors="replace", preexec_fn=die_with_parent)
+        self.attach(self.proc)
         match = self.wait_log(r"listening on 127\.0\.0\.1:(\d+)", what="the listening line")
         self.port = int(match.group(1))
         if wait_ready:
             for ident in self.identities:
                 self.worker_pid(ident["slug"])
         return self
+
+    def attach(self, proc):
+        """Follows the log of `proc`, a posta-server started by the caller."""
+        self.proc = proc
+        self.reader = threading.Thread(target=self._read_log, daemon=True)
+        self.reader.start()
 
     def _read_log(self):
         for line in self.proc.stderr:
@@ -130,6 +149,12 @@ class Daemon:
             if self.proc and self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
+            if self.proc:
+                self.reader.join(timeout=5)  # the rest of the output, up to EOF
+            report = next((l for l in self.log() if SANITIZER_REPORT.search(l)), None)
+            if kind is None and report:
+                kind = AssertionError
+                raise AssertionError(f"sanitizer report in posta-server's output: {report}")
         finally:
             if kind is not None:
                 print("---- posta-server log ----", file=sys.stderr)
@@ -168,6 +193,15 @@ class Daemon:
         """The pid of `slug`'s worker once it reported ready."""
         m = self.wait_log(rf"{re.escape(slug)}: worker (\d+) ready", timeout, start, f"{slug} ready")
         return int(m.group(1))
+
+    def token(self, slug):
+        """Issues an owner API token for `slug` with the real `token` command."""
+        r = subprocess.run([BINARY, "token", slug, "--manifest", self.manifest, "--config", self.config_path],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, f"posta-server token {slug} failed ({r.returncode}): {r.stderr}"
+        lines = r.stdout.splitlines()
+        assert len(lines) == 1 and lines[0], f"token printed {r.stdout!r}"
+        return lines[0]
 
     # -- HTTP --------------------------------------------------------------
 

@@ -300,8 +300,7 @@ def socket_activation_uses_the_passed_listener():
         proc = subprocess.Popen(["sh", "-c", script, BINARY, d.manifest, d.config_path],
                                 pass_fds=(fd,), stderr=subprocess.PIPE, text=True)
         listener.close()
-        d.proc = proc
-        threading.Thread(target=d._read_log, daemon=True).start()
+        d.attach(proc)
         d.wait_log(rf"listening on 127\.0\.0\.1:{port}")
         d.port = port
         d.worker_pid("arne")

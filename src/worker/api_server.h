@@ -1,0 +1,65 @@
+// ApiServer: the owner API of one identity (PROTOCOL.md, "Owner API"), the
+// /api/ routes of its worker's Router: messages of both boxes, sending, and
+// the outbox's deliveries. Every route checks the Bearer token against the
+// hashes in the identity's Store. It answers at once: every query is a
+// short, local SQLite call on the worker's loop. It owns nothing but its
+// settings; the Store and the Router belong to the worker and outlive it.
+#pragma once
+
+#include "http_message.h"
+#include "responder.h"
+#include "store.h"
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace posta {
+
+class Router;
+
+class ApiServer {
+public:
+    struct Settings {
+        std::string own_url;                  // the identity's canonical URL
+        size_t max_body_bytes = 1048576;      // the receivers' limit a message must fit in
+        // Called after POST /api/messages committed a message with its queued
+        // deliveries: the outbox loop's cue to look at its queue.
+        std::function<void()> on_queued;
+        // Called for each event the API appended to the event log (a delete
+        // that cancels queued deliveries), after its commit: for the event
+        // stream's live subscribers.
+        std::function<void(StoredEvent const&)> on_event;
+    };
+
+    ApiServer(Store& store, Settings settings);
+    ApiServer(ApiServer const&) = delete;
+    ApiServer& operator=(ApiServer const&) = delete;
+
+    // Registers GET/POST /api/messages, GET/PATCH/DELETE /api/messages/<id>
+    // and GET /api/deliveries. The handlers refer to this ApiServer, which
+    // must outlive `router`'s use.
+    void add_routes(Router& router);
+
+    // The answer to a request without a valid token: 401 with
+    // WWW-Authenticate: Bearer; nullopt when the token is valid. Exposed for
+    // other /api/ routes (the event stream).
+    std::optional<Response> check_token(Request const& request);
+
+private:
+    Response list_messages(Request const&);
+    Response send_message(Request const&);
+    Response message(Request const&);
+    Response list_deliveries(Request const&);
+
+    // The answer to a failed store call: 503 when the database stayed busy,
+    // 500 otherwise; the error is logged.
+    Response store_failure(Error const& error, char const* doing);
+
+    Store& m_store;
+    Settings m_settings;
+};
+
+}

@@ -1,0 +1,88 @@
+// Inbox: `POST /inbox` of one identity (PROTOCOL.md, "Delivery"), in the
+// worker of that identity. It runs the protocol's checks in their order
+// (rate limits, envelope, recipient, ACL, signature against the sender's key
+// from the PeerDirectory), stores what passes in group commits and publishes
+// each new message. It owns its rate limiters, the batch waiting for the
+// next commit and that batch's timer; the store, the peer directory and the
+// policy are the worker's.
+#pragma once
+
+#include "common/policy.h"
+#include "common/result.h"
+#include "common/uv_handle.h"
+#include "envelope.h"
+#include "http_message.h"
+#include "peer_directory.h"
+#include "responder.h"
+#include "signature.h"
+#include "store.h"
+#include "token_bucket.h"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace posta {
+
+class Router;
+struct IdentityEntry;
+
+// The authentication scheme of a 401 from the inbox, for its
+// WWW-Authenticate challenge (RFC 9110 section 11.6.1): "sign the body and
+// send the signature in Posta-Signature".
+constexpr std::string_view signature_auth_scheme = "Posta-Signature";
+
+class Inbox {
+public:
+    // `policy` is read at every request, so a Policy the supervisor sends
+    // after a reload applies from the next delivery on. Store, directory and
+    // policy must outlive the inbox. Fails only on a bad identity URL.
+    static Result<std::unique_ptr<Inbox>> create(uv_loop_t*, IdentityEntry const&, Store&, PeerDirectory&,
+        Policy const& policy);
+
+    // Drops the batch not yet committed (its requests get no answer; call
+    // this after their connections are gone) and closes the timer.
+    ~Inbox();
+    Inbox(Inbox const&) = delete;
+    Inbox& operator=(Inbox const&) = delete;
+
+    // POST /inbox.
+    void add_routes(Router&);
+
+    // Called once for each message stored (not for duplicates), after the
+    // commit and its answer, in commit order. Must not throw.
+    std::function<void(InboundOutcome const&)> on_received;
+
+    // Deliveries verified and waiting for the next commit.
+    size_t batch_size() const { return m_batch.size(); }
+
+private:
+    enum class KeySource { Cache, Fetch, Refetch };
+    struct Delivery; // one request between its checks and its answer
+    struct Trampolines;
+
+    Inbox(uv_loop_t*, std::string url, Store&, PeerDirectory&, Policy const&);
+
+    void handle(Request, Responder);
+    void on_key(std::shared_ptr<Delivery> const&, Result<Peer>, KeySource);
+    void verify(std::shared_ptr<Delivery> const&, Peer const&, KeySource);
+    void enqueue(std::shared_ptr<Delivery> const&);
+    void commit_batch();
+    void sync_rate_limits();
+
+    std::string m_url; // this identity's, canonical
+    Store& m_store;
+    PeerDirectory& m_peers;
+    Policy const& m_policy;
+    unsigned m_rate = 0; // the rate_per_minute the limiters were made for
+    RateLimiter m_by_address;
+    RateLimiter m_by_sender;
+    std::vector<std::shared_ptr<Delivery>> m_batch;
+    UvHandle<uv_timer_t> m_commit_timer; // due at once while m_batch is not empty
+    // Peer callbacks hold this weakly: one that runs after the inbox died
+    // finds it expired.
+    std::shared_ptr<Inbox*> m_alive;
+};
+
+}
