@@ -8,6 +8,7 @@ packages=(
   libuv1-dev node-llhttp libtomlplusplus-dev libsqlite3-dev libsodium-dev
   libcli11-dev doctest-dev nlohmann-json3-dev libcurl4-openssl-dev libseccomp-dev
   curl procps
+  clang libclang-rt-14-dev llvm   # fuzz/: libFuzzer, clang's sanitizers, readable stacks
 )
 
 missing=()

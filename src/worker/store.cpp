@@ -233,6 +233,8 @@ enum class Store::Query : uint8_t {
     InsertMessage,
     InsertDelivery,
     ListDeliveries,
+    QueueHeads,
+    UpdateDelivery,
     InsertToken,
     FindToken,
     TouchToken,
@@ -293,6 +295,17 @@ std::string Store::query_text(Query query)
         return "SELECT m.id, d.recipient, d.state, d.attempts, d.next_attempt_at, d.last_status, d.last_error "
                "FROM deliveries d JOIN messages m ON m.seq = d.message "
                "WHERE ?1 IS NULL OR d.state = ?1 ORDER BY d.message, d.position";
+    case Query::QueueHeads:
+        return "SELECT d.message, m.id, m.sender, d.recipient, m.sent_at, m.subject, m.content_type, m.body, "
+               "d.attempts, coalesce(d.next_attempt_at, 0), d.queued_at "
+               "FROM deliveries d JOIN messages m ON m.seq = d.message "
+               "WHERE d.state = 'queued' AND d.message = (SELECT min(e.message) FROM deliveries e "
+               "WHERE e.recipient = d.recipient AND e.state = 'queued') "
+               "ORDER BY d.next_attempt_at, d.message";
+    case Query::UpdateDelivery:
+        return "UPDATE deliveries SET attempts = attempts + 1, state = ?3, next_attempt_at = ?4, "
+               "last_status = ?5, last_error = ?6, updated_at = ?7 WHERE message = ?1 AND recipient = ?2 AND state = 'queued' "
+               "RETURNING (SELECT id FROM messages WHERE seq = ?1), attempts";
     case Query::InsertToken:
         return "INSERT INTO api_tokens (hash, created_at) VALUES (?1, ?2)";
     case Query::FindToken:
@@ -799,6 +812,79 @@ Result<StoredMessage> Store::create_outgoing(OutgoingMessage const& message, int
     if (auto committed = transaction->commit(); !committed)
         return committed.error();
     return stored;
+}
+
+Result<std::vector<PendingDelivery>> Store::queue_heads()
+{
+    auto stmt = statement(Query::QueueHeads);
+    if (!stmt)
+        return stmt.error();
+    SqliteStmt& heads = **stmt;
+    StatementUse use(heads);
+    std::vector<PendingDelivery> pending;
+    while (true) {
+        auto row = heads.step();
+        if (!row)
+            return row.error();
+        if (!row.value())
+            return pending;
+        PendingDelivery delivery;
+        delivery.message_seq = heads.column_int64(0);
+        delivery.message_id = std::string(heads.column_text(1));
+        delivery.from = std::string(heads.column_text(2));
+        delivery.to = std::string(heads.column_text(3));
+        delivery.sent_at = std::string(heads.column_text(4));
+        delivery.subject = std::string(heads.column_text(5));
+        delivery.content_type = std::string(heads.column_text(6));
+        delivery.body = std::string(heads.column_text(7));
+        delivery.attempts = heads.column_int64(8);
+        delivery.next_attempt_at_ms = heads.column_int64(9);
+        delivery.queued_at_ms = heads.column_int64(10);
+        pending.push_back(std::move(delivery));
+    }
+}
+
+Result<std::optional<StoredEvent>> Store::update_delivery(int64_t message_seq, std::string_view to, DeliveryUpdate const& update, int64_t now_ms)
+{
+    auto stmt = statement(Query::UpdateDelivery);
+    if (!stmt)
+        return stmt.error();
+    auto transaction = SqliteTransaction::begin(m_db);
+    if (!transaction)
+        return transaction.error();
+    DeliveryRecord record;
+    record.to = std::string(to);
+    record.state = update.state;
+    record.next_attempt_at_ms = update.state == DeliveryState::Queued ? update.next_attempt_at_ms : std::nullopt;
+    record.last_status = update.last_status;
+    record.last_error = update.last_error;
+    {
+        SqliteStmt& change = **stmt;
+        StatementUse use(change);
+        std::optional<std::string_view> error;
+        if (update.last_error)
+            error = *update.last_error;
+        if (auto bound = bind_params(change,
+                { message_seq, to, delivery_state_name(update.state), optional_param(record.next_attempt_at_ms),
+                    optional_param(update.last_status), optional_param(error), now_ms });
+            !bound)
+            return bound.error();
+        auto row = change.step();
+        if (!row)
+            return row.error();
+        if (!row.value())
+            return std::optional<StoredEvent> {}; // cancelled meanwhile (its message deleted)
+        record.message_id = std::string(change.column_text(0));
+        record.attempts = change.column_int64(1);
+    }
+    StoredEvent event { 0, "delivery.updated", delivery_json(record), now_ms };
+    auto appended = insert_event(event.type, event.data, now_ms);
+    if (!appended)
+        return appended.error();
+    event.seq = appended.value();
+    if (auto committed = transaction->commit(); !committed)
+        return committed.error();
+    return std::optional<StoredEvent>(std::move(event));
 }
 
 Result<std::vector<DeliveryRecord>> Store::list_deliveries(std::optional<DeliveryState> state)

@@ -98,6 +98,24 @@ struct DeliveryRecord {
     std::optional<std::string> last_error;
 };
 
+// A queued delivery at the head of its recipient's queue, with what the
+// outbox needs to send it.
+struct PendingDelivery {
+    int64_t message_seq = 0;
+    std::string message_id, from, to, sent_at, subject, content_type, body;
+    int64_t attempts = 0;
+    int64_t next_attempt_at_ms = 0;
+    int64_t queued_at_ms = 0;
+};
+
+// The outcome of one attempt, as update_delivery() records it.
+struct DeliveryUpdate {
+    DeliveryState state = DeliveryState::Queued;
+    std::optional<int64_t> next_attempt_at_ms; // queued only
+    std::optional<int64_t> last_status;
+    std::optional<std::string> last_error;
+};
+
 struct StoredEvent {
     int64_t seq = 0;
     std::string type; // "message.received", "delivery.updated", ...
@@ -199,6 +217,20 @@ public:
     // Every delivery in `state` (none: all), in queue order (message, then
     // position in its "to" list).
     Result<std::vector<DeliveryRecord>> list_deliveries(std::optional<DeliveryState> state);
+
+    // -- Outbox ------------------------------------------------------------
+
+    // For each recipient with queued deliveries, the oldest queued one (its
+    // message was queued first): the only one of that recipient the outbox
+    // may send, so a recipient's messages arrive in queue order. Soonest due
+    // first.
+    Result<std::vector<PendingDelivery>> queue_heads();
+    // Records one attempt of the delivery (message_seq, to): attempts + 1,
+    // the new state and fields, and a delivery.updated event (the <delivery>
+    // object) in the same transaction. Returns the event; nullopt, with
+    // nothing changed, when the delivery is no longer queued (a delete
+    // cancelled it while the attempt ran).
+    Result<std::optional<StoredEvent>> update_delivery(int64_t message_seq, std::string_view to, DeliveryUpdate const& update, int64_t now_ms);
 
     // -- API tokens --------------------------------------------------------
 

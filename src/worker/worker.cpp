@@ -23,6 +23,7 @@
 #include "identity_document.h"
 #include "inbox.h"
 #include "keys.h"
+#include "outbox_loop.h"
 #include "peer_directory.h"
 #include "posta_version.h"
 #include "router.h"
@@ -106,6 +107,7 @@ private:
     std::unique_ptr<SseHub> m_events; // after the inbox, which publishes to it
     std::unique_ptr<ApiServer> m_api;
     std::optional<StoreEventLog> m_event_log;
+    std::unique_ptr<OutboxLoop> m_outbox; // before the directory and the client it uses
     std::unique_ptr<PeerDirectory> m_peers;
     std::unique_ptr<HttpClient> m_http;
     Router m_router;
@@ -202,7 +204,11 @@ Result<void> Worker::start_serving()
     IdentityEntry const& identity = m_setup.identity;
     add_identity_document_route(m_router, identity, *m_keys);
     m_api = std::make_unique<ApiServer>(*m_store,
-        ApiServer::Settings { identity.url, m_setup.config.max_body_bytes, nullptr,
+        ApiServer::Settings { identity.url, m_setup.config.max_body_bytes,
+            [this] {
+                if (m_outbox)
+                    m_outbox->wake();
+            },
             [this](StoredEvent const& event) {
                 if (m_events)
                     m_events->publish(event.seq, event.type, event.data);
@@ -226,6 +232,17 @@ Result<void> Worker::start_serving()
         return inbox.error();
     m_inbox = std::move(inbox.value());
     m_inbox->add_routes(m_router);
+    OutboxSettings outbox;
+    outbox.own_url = identity.url;
+    outbox.retry_base = m_setup.config.delivery_retry_base;
+    outbox.retry_max = m_setup.config.delivery_retry_max;
+    outbox.give_up = m_setup.config.delivery_give_up;
+    outbox.on_event = [this](StoredEvent const& event) {
+        if (m_events)
+            m_events->publish(event.seq, event.type, event.data);
+    };
+    m_outbox = std::make_unique<OutboxLoop>(&m_loop, *m_store, *m_peers, *m_http, *m_keys, std::move(outbox));
+    m_outbox->wake(); // resume what a previous run left queued
     m_inbox->on_received = [this](InboundOutcome const& outcome) {
         m_events->publish(outcome.event_seq, "message.received", outcome.event_data);
     };
@@ -271,6 +288,7 @@ void Worker::close_loop()
     // with the client, which closes its handles for the uv_run below.
     m_inbox.reset();
     m_events.reset(); // its streams' sessions are closing already
+    m_outbox.reset(); // its attempts stay queued in inbox.db
     m_peers.reset();
     m_http.reset();
     m_channel_poll.close();

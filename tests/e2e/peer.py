@@ -86,6 +86,12 @@ class Peer:
         self.delay = 0.0
         self.raw_document = None
         self.document_gets = 0
+        # The inbox side, for the outbox tests: POST /inbox is answered with
+        # the next of `inbox_answers` ((status, headers, body)), then 202;
+        # every request is kept in `deliveries` as (headers, body).
+        self.inbox_answers = []
+        self.deliveries = []
+        self.delivery_times = []  # time.monotonic() of each, in order
         self.lock = threading.Lock()
         peer = self
 
@@ -109,6 +115,23 @@ class Peer:
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the daemon gave up waiting (a timeout test)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if self.path != "/inbox":
+                    self.send_error(404)
+                    return
+                with peer.lock:
+                    peer.deliveries.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    peer.delivery_times.append(time.monotonic())
+                    status, headers, answer = peer.inbox_answers.pop(0) if peer.inbox_answers else (202, {}, b"")
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
 
             def log_message(self, *args):
                 pass

@@ -1,0 +1,152 @@
+"""The outbox against the real daemon: arne -> marcus on the same daemon over
+TCP, a loopback test peer (peer.py) whose inbox answers chosen statuses and
+whose received signatures are checked independently, one attempt on 400,
+retries through 5xx, and a queue that survives kill -9 of the worker."""
+import base64
+import ctypes
+import json
+import os
+import signal
+import socket
+import sqlite3
+
+from peer import Peer, _sodium
+from posta import Daemon, test, main, wait_for
+
+_sodium.crypto_sign_verify_detached.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulonglong,
+                                                ctypes.c_char_p]
+
+
+def b64decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def api(daemon, host, token, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Authorization": f"Bearer {token}"}
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    return daemon.request(host, method, path, headers, data)
+
+
+def deliveries(daemon, host, token):
+    reply = api(daemon, host, token, "GET", "/api/deliveries")
+    assert reply.status == 200, reply
+    return reply.json()["deliveries"]
+
+
+def settled(daemon, host, token, state):
+    """The single delivery once it is in `state`."""
+    def check():
+        found = deliveries(daemon, host, token)
+        return found if found and found[0]["state"] == state else None
+    return check
+
+
+def send(daemon, host, token, to, subject="hello"):
+    reply = api(daemon, host, token, "POST", "/api/messages",
+                {"to": to, "subject": subject, "body": "hi there", "content_type": "text/plain"})
+    assert reply.status == 202, reply
+    return reply.json()["id"]
+
+
+ARNE = {"slug": "arne", "url": "http://arne.local:8080", "name": "Arne"}
+FAST = {"delivery_retry_base": "200ms", "delivery_retry_max": "1s"}
+
+
+@test
+def arne_to_marcus_on_the_same_daemon_is_delivered_over_tcp():
+    # Two names of loopback, so the outbox reaches the daemon itself and the
+    # supervisor routes each by its Host.
+    port = free_port()
+    arne = {"slug": "arne", "url": f"http://127.0.0.1:{port}", "name": "Arne"}
+    marcus = {"slug": "marcus", "url": f"http://localhost:{port}", "name": "Marcus"}
+    with Daemon([arne, marcus], config=FAST, args=["--listen", f"127.0.0.1:{port}"]) as d:
+        arne_token, marcus_token = d.token("arne"), d.token("marcus")
+        arne_host, marcus_host = f"127.0.0.1:{port}", f"localhost:{port}"
+        message_id = send(d, arne_host, arne_token, marcus["url"])
+        found = wait_for(settled(d, arne_host, arne_token, "delivered"), what="delivered")
+        assert found[0]["to"] == marcus["url"] and found[0]["attempts"] == 1, found
+        assert found[0]["last_status"] in (200, 202), found
+        inbox = api(d, marcus_host, marcus_token, "GET", "/api/messages?box=inbox").json()["messages"]
+        assert [m["id"] for m in inbox] == [message_id], inbox
+        assert inbox[0]["from"] == arne["url"] and inbox[0]["subject"] == "hello", inbox
+        # Each state change went to arne's event log as delivery.updated.
+        db = sqlite3.connect(f"file:{os.path.join(d.state_dir, 'arne', 'inbox.db')}?mode=ro", uri=True)
+        try:
+            events = [json.loads(data) for (data,) in
+                      db.execute("SELECT data FROM events WHERE type = 'delivery.updated' ORDER BY seq")]
+        finally:
+            db.close()
+        assert [e["state"] for e in events] == ["delivered"], events
+        assert events[0]["message_id"] == message_id, events
+
+
+@test
+def a_429_with_retry_after_waits_that_long():
+    with Peer() as peer, Daemon([ARNE], config=FAST) as d:
+        token = d.token("arne")
+        peer.inbox_answers = [(429, {"Retry-After": "2"}, b"slow down")]
+        send(d, "arne.local", token, peer.url)
+        found = wait_for(settled(d, "arne.local", token, "delivered"), what="delivered")
+        assert found[0]["attempts"] == 2, found
+        # The schedule alone (200 ms base, 1 s cap) would have retried sooner.
+        assert peer.delivery_times[1] - peer.delivery_times[0] >= 1.9, peer.delivery_times
+
+
+@test
+def a_delivery_to_a_test_peer_is_signed_and_a_400_is_tried_once():
+    with Peer() as peer, Daemon([ARNE], config=FAST) as d:
+        token = d.token("arne")
+        host = "arne.local"
+        peer.inbox_answers = [(400, {"Content-Type": "application/json"}, b'{"error":"nope"}')]
+        message_id = send(d, host, token, peer.url)
+        found = wait_for(settled(d, host, token, "failed"), what="failed")
+        assert found[0]["attempts"] == 1 and found[0]["last_status"] == 400, found
+        assert "nope" in found[0]["last_error"], found
+        assert len(peer.deliveries) == 1
+        headers, body = peer.deliveries[0]
+        envelope = json.loads(body)
+        assert envelope["id"] == message_id and envelope["from"] == ARNE["url"] and envelope["to"] == peer.url
+        document = d.request(host).json()
+        signature = headers["posta-signature"]
+        assert signature.startswith("ed25519=")
+        assert _sodium.crypto_sign_verify_detached(b64decode(signature[len("ed25519="):]), body, len(body),
+                                                   b64decode(document["public_key"])) == 0
+
+
+@test
+def two_5xx_answers_are_retried_then_delivered():
+    with Peer() as peer, Daemon([ARNE], config=FAST) as d:
+        token = d.token("arne")
+        peer.inbox_answers = [(503, {}, b"busy"), (500, {}, b"oops")]
+        send(d, "arne.local", token, peer.url)
+        found = wait_for(settled(d, "arne.local", token, "delivered"), what="delivered")
+        assert found[0]["attempts"] == 3, found
+        assert len(peer.deliveries) == 3
+        assert len({body for _, body in peer.deliveries}) == 1  # the same bytes each time
+
+
+@test
+def a_queued_delivery_resumes_after_kill_9_of_the_worker():
+    with Peer() as peer, Daemon([ARNE], config={"delivery_retry_base": "2s", "delivery_retry_max": "2s"}) as d:
+        token = d.token("arne")
+        peer.inbox_answers = [(503, {}, b"busy")]
+        send(d, "arne.local", token, peer.url)
+        wait_for(lambda: deliveries(d, "arne.local", token)[0]["attempts"] == 1, what="the first attempt")
+        mark = len(d.lines)
+        os.kill(d.worker_pid("arne"), signal.SIGKILL)
+        d.worker_pid("arne", timeout=20, start=mark)
+        found = wait_for(settled(d, "arne.local", token, "delivered"), timeout=20, what="delivered after restart")
+        assert found[0]["attempts"] == 2, found
+        assert len(peer.deliveries) == 2
+
+
+if __name__ == "__main__":
+    main()
