@@ -183,10 +183,15 @@ class Daemon:
 
     def wait_log(self, pattern, timeout=10.0, start=0, what=None):
         def check():
-            if self.proc.poll() is not None and not self.find_log(pattern, start):
+            found = self.find_log(pattern, start)
+            if found or self.proc.poll() is None:
+                return found
+            self.reader.join(timeout=5)  # the process is gone: read its log to the end
+            found = self.find_log(pattern, start)
+            if not found:
                 raise AssertionError(f"posta-server exited ({self.proc.returncode}) before logging {pattern!r}:\n"
                                      + "\n".join(self.log()))
-            return self.find_log(pattern, start)
+            return found
         return wait_for(check, timeout, what or repr(pattern))
 
     def worker_pid(self, slug, timeout=10.0, start=0):

@@ -68,8 +68,8 @@ def a_delivery_is_202_then_its_redelivery_is_200_duplicate():
         assert again.status == 200 and again.json() == {"status": "duplicate"}, again
         rows = inbox_rows(d)
         assert rows == [(peer.url, env["id"], "Grüße", "text/plain", "line one\nline two ✓", env["sent_at"])], rows
-        assert d.find_log(rf"inbox: {env['id']} from {peer.url} .*: accepted")
-        assert d.find_log(rf"inbox: {env['id']} from {peer.url} .*: duplicate")
+        d.wait_log(rf"inbox: {env['id']} from {peer.url} .*: accepted")
+        d.wait_log(rf"inbox: {env['id']} from {peer.url} .*: duplicate")
 
 
 @test
@@ -230,6 +230,7 @@ def a_graceful_stop_answers_a_delivery_waiting_for_its_senders_key():
         env, reply = results["reply"]
         assert reply.status == 202, reply
         assert [row[1] for row in inbox_rows(d)] == [env["id"]]
+        d.reader.join(5)  # the daemon has exited: read its log to the end
         assert d.find_log(r"arne: worker \d+ exited with status 0") or d.find_log(r"arne\[\d+\]: stopped")
 
 
@@ -314,7 +315,7 @@ def a_rotated_key_is_refetched_once_per_five_minutes():
         peer.rotate_key()
         assert peer.deliver(d, ARNE_URL)[1].status == 202
         assert peer.document_gets == 2
-        assert d.find_log(rf"peer {peer.url}: a signature failed against its cached key")
+        d.wait_log(rf"peer {peer.url}: a signature failed against its cached key")
         # Rotated again within 5 minutes: no second refetch, 401.
         peer.rotate_key()
         _, r = peer.deliver(d, ARNE_URL)
@@ -361,7 +362,7 @@ def an_acl_changed_by_sighup_applies_to_the_running_worker():
             refused(peer.deliver(d, ARNE_URL)[1], 403, "sender_denied")
             # The same worker, not a restart.
             assert d.find_log(r"arne: worker \d+ (started|exited|killed)", start=mark) is None
-            assert d.find_log(rf"arne\[{pid}\]: policy updated", start=mark)
+            d.wait_log(rf"arne\[{pid}\]: policy updated", start=mark)
             assert len(inbox_rows(d)) == 1
 
 
