@@ -151,28 +151,6 @@ bool is_json_media_type(std::optional<std::string_view> content_type)
     return iequals(type, "application/json");
 }
 
-std::string describe_type(json const& value)
-{
-    switch (value.type()) {
-    case json::value_t::null:
-        return "null";
-    case json::value_t::boolean:
-        return "a boolean";
-    case json::value_t::string:
-        return "a string";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-    case json::value_t::number_float:
-        return "a number";
-    case json::value_t::array:
-        return "an array";
-    case json::value_t::object:
-        return "an object";
-    default:
-        return "not a JSON value";
-    }
-}
-
 // The request body as a JSON object whose fields are all in `known`, each at
 // most once; or the 415/400 for it.
 std::variant<json, Response> json_object_body(Request const& request, std::span<std::string_view const> known)
@@ -205,7 +183,7 @@ std::variant<json, Response> json_object_body(Request const& request, std::span<
         return bad_request("malformed_json", std::string("the body could not be read as JSON: ") + error.what());
     }
     if (!doc.is_object())
-        return bad_request("not_an_object", "the body is " + describe_type(doc) + "; it must be a JSON object");
+        return bad_request("not_an_object", "the body is " + describe_json_type(doc) + "; it must be a JSON object");
     if (!duplicate.empty())
         return bad_request("duplicate_field", "the field \"" + duplicate + "\" appears more than once; give each field once");
     if (!unknown.empty()) {
@@ -227,7 +205,7 @@ std::variant<std::string, Response> string_field(json& object, char const* name,
         return bad_request("missing_field", std::string("the field \"") + name + "\" is required");
     }
     if (!it->is_string())
-        return bad_request("wrong_type", std::string("\"") + name + "\" is " + describe_type(*it) + "; it must be a string");
+        return bad_request("wrong_type", std::string("\"") + name + "\" is " + describe_json_type(*it) + "; it must be a string");
     return std::move(it->get_ref<std::string&>());
 }
 
@@ -251,12 +229,12 @@ std::variant<std::vector<std::string>, Response> recipients_field(json const& ob
         for (auto const& entry : *it)
             given.push_back(&entry);
     } else {
-        return bad_request("wrong_type", "\"to\" is " + describe_type(*it) + "; it must be a URL or an array of URLs");
+        return bad_request("wrong_type", "\"to\" is " + describe_json_type(*it) + "; it must be a URL or an array of URLs");
     }
     std::vector<std::string> recipients;
     for (auto const* entry : given) {
         if (!entry->is_string())
-            return bad_request("wrong_type", "an entry of \"to\" is " + describe_type(*entry) + "; each must be a URL string");
+            return bad_request("wrong_type", "an entry of \"to\" is " + describe_json_type(*entry) + "; each must be a URL string");
         auto const& text = entry->get_ref<std::string const&>();
         if (text.size() > max_url)
             return bad_request("invalid_url",
@@ -493,7 +471,7 @@ Response ApiServer::message(Request const& request)
         if (it == doc.end())
             return bad_request("missing_field", "the field \"read\" is required: {\"read\": true} or {\"read\": false}");
         if (!it->is_boolean())
-            return bad_request("wrong_type", "\"read\" is " + describe_type(*it) + "; it must be true or false");
+            return bad_request("wrong_type", "\"read\" is " + describe_json_type(*it) + "; it must be true or false");
         auto updated = m_store.set_read(key, it->get<bool>());
         if (!updated)
             return store_failure(updated.error(), "marking a message read");

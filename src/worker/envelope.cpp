@@ -34,29 +34,6 @@ EnvelopeRejection reject(EnvelopeProblem problem, std::string field, std::string
     return EnvelopeRejection { problem, std::move(field), std::move(message) };
 }
 
-// "a number", "an array", ... for messages about wrong types.
-std::string describe_type(json const& value)
-{
-    switch (value.type()) {
-    case json::value_t::null:
-        return "null";
-    case json::value_t::boolean:
-        return "a boolean";
-    case json::value_t::string:
-        return "a string";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-    case json::value_t::number_float:
-        return "a number";
-    case json::value_t::array:
-        return "an array";
-    case json::value_t::object:
-        return "an object";
-    default:
-        return "not a JSON value";
-    }
-}
-
 // The string value of field `name`, or the rejection for its absence or type.
 std::variant<std::string, EnvelopeRejection> string_field(json& object, char const* name)
 {
@@ -66,7 +43,7 @@ std::variant<std::string, EnvelopeRejection> string_field(json& object, char con
             std::string("the delivery has no \"") + name + "\" field; every delivery needs posta, id, from, to, sent_at, subject, content_type and body");
     if (!it->is_string())
         return reject(EnvelopeProblem::WrongType, name,
-            std::string("\"") + name + "\" is " + describe_type(*it) + "; it must be a string");
+            std::string("\"") + name + "\" is " + describe_json_type(*it) + "; it must be a string");
     return std::move(it->get_ref<std::string&>());
 }
 
@@ -78,7 +55,7 @@ std::optional<EnvelopeRejection> check_version(json const& object)
             "the delivery has no \"posta\" field; a version 1 delivery has \"posta\": 1");
     if (!it->is_number())
         return reject(EnvelopeProblem::WrongType, "posta",
-            "\"posta\" is " + describe_type(*it) + "; it must be the number 1");
+            "\"posta\" is " + describe_json_type(*it) + "; it must be the number 1");
     bool one = (it->is_number_integer() && it->get<int64_t>() == 1)
         || (it->is_number_unsigned() && it->get<uint64_t>() == 1);
     if (!one)
@@ -234,7 +211,7 @@ EnvelopeResult parse_envelope(std::string body, std::chrono::system_clock::time_
         return reject(EnvelopeProblem::MalformedJson, {}, std::string("the body could not be read as JSON: ") + error.what());
     }
     if (!doc.is_object())
-        return reject(EnvelopeProblem::NotAnObject, {}, "the body is " + describe_type(doc) + "; a delivery is a JSON object");
+        return reject(EnvelopeProblem::NotAnObject, {}, "the body is " + describe_json_type(doc) + "; a delivery is a JSON object");
     if (!duplicate.empty())
         return reject(EnvelopeProblem::DuplicateField, duplicate,
             "the field \"" + duplicate + "\" appears more than once; give each field once");
@@ -295,6 +272,28 @@ std::string make_message_id()
     std::array<unsigned char, id_bytes> bytes {};
     randombytes_buf(bytes.data(), bytes.size());
     return base64url_encode(bytes);
+}
+
+std::string describe_json_type(json const& value)
+{
+    switch (value.type()) {
+    case json::value_t::null:
+        return "null";
+    case json::value_t::boolean:
+        return "a boolean";
+    case json::value_t::string:
+        return "a string";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float:
+        return "a number";
+    case json::value_t::array:
+        return "an array";
+    case json::value_t::object:
+        return "an object";
+    default:
+        return "not a JSON value";
+    }
 }
 
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <nlohmann/json_fwd.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -117,5 +118,9 @@ std::string make_message_id();
 // token "/" token, then optional parameters after ';' in printable ASCII;
 // at most 255 characters. Shared by the inbox and the owner API.
 bool is_valid_content_type(std::string_view value);
+
+// "a number", "an array", ...: for messages about a JSON value of the wrong
+// type. Shared by the envelope parser and the owner API.
+std::string describe_json_type(nlohmann::json const&);
 
 }
