@@ -126,8 +126,9 @@ public:
     // A new event, already committed to the log (so a subscriber that is
     // still replaying finds it there). Events should come in seq order; one
     // that does not follow a subscriber's last sent seq makes it read the
-    // gap from the log. Must be called from the loop, never from inside a
-    // stream's callback of this hub (it is not).
+    // gap from the log. Called on the loop's thread, from the hooks of the
+    // inbox, the API and the outbox loop; never from inside a stream
+    // callback of this hub.
     void publish(int64_t seq, std::string_view type, std::string_view data);
 
     // Adds a subscriber on a stream whose head was sent. Used by the
