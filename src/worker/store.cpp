@@ -398,7 +398,9 @@ Result<void> Store::configure()
     if (sqlite3_busy_timeout(m_db.get(), busy_timeout_ms) != SQLITE_OK)
         return m_db.error("sqlite3_busy_timeout");
     // FULL: a commit is on disk before we answer 202 (PROTOCOL.md, step 6).
-    return m_db.exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+    // temp_store: the sandbox allows no files outside the identity's folder,
+    // so SQLite's temporary tables and sort spills stay in memory.
+    return m_db.exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;");
 }
 
 Result<void> Store::migrate(int target)

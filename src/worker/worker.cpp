@@ -33,6 +33,7 @@
 #include "sse_hub.h"
 #include "store.h"
 
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <memory>
@@ -49,6 +50,10 @@ namespace {
 // Connections taken off the channel per loop turn; the poll stays readable,
 // so the rest follow on the next turn, after other sessions had theirs.
 constexpr size_t max_connections_per_turn = 64;
+// Event log pruning: not in the start's critical path, then hourly (the log
+// keeps a week or 10,000 events, so an hour's growth is small).
+constexpr uint64_t prune_first_ms = 60'000;
+constexpr uint64_t prune_every_ms = 3'600'000;
 
 class Worker {
 public:
@@ -80,6 +85,7 @@ private:
     void on_signal(int signum);
     void on_session_closed(HttpSession&);
     void on_stop_timeout();
+    void prune_events();
     void begin_stop(char const* reason);
     void fail(std::string const& why);
     void maybe_finish_stop();
@@ -99,6 +105,9 @@ private:
     // Taken: the supervisor passes at most max_pending uncredited ones.
     uint32_t m_untaken = 0;
     UvHandle<uv_timer_t> m_stop_timer;
+    // Trims the event log to what PROTOCOL.md keeps, a minute after the
+    // start and then every hour.
+    UvHandle<uv_timer_t> m_prune_timer;
 
     std::optional<Keys> m_keys;
     std::optional<Store> m_store;
@@ -263,6 +272,11 @@ Result<void> Worker::start_serving()
     m_context.on_closed = [this](HttpSession& session) { on_session_closed(session); };
 
     m_stop_timer = make_timer(&m_loop, this);
+    m_prune_timer = make_timer(&m_loop, this);
+    uv_timer_start(m_prune_timer.get(), [](uv_timer_t* h) noexcept {
+        if (auto* self = static_cast<Worker*>(h->data))
+            self->prune_events();
+    }, prune_first_ms, prune_every_ms);
     auto poll = make_poll(&m_loop, m_setup.channel.get(), this);
     if (!poll)
         return poll.error();
@@ -293,6 +307,7 @@ void Worker::close_loop()
     m_http.reset();
     m_channel_poll.close();
     m_stop_timer.close();
+    m_prune_timer.close();
     m_signal_poll.close();
     uv_run(&m_loop, UV_RUN_DEFAULT); // runs the close callbacks
     if (int rc = uv_loop_close(&m_loop); rc != 0)
@@ -461,6 +476,17 @@ void Worker::on_stop_timeout()
         session->abort("shutdown_timeout passed");
 }
 
+void Worker::prune_events()
+{
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    auto pruned = m_store->prune_events(now.count());
+    if (!pruned)
+        log::warn("cannot prune the event log: %s", pruned.error().text().c_str());
+    else if (pruned.value() > 0)
+        log::info("pruned %lld events from the event log", static_cast<long long>(pruned.value()));
+}
+
 void Worker::on_session_closed(HttpSession& session)
 {
     m_sessions.erase(&session);
@@ -477,6 +503,7 @@ void Worker::maybe_finish_stop()
         m_http->close();
     m_channel_poll.close();
     m_stop_timer.close();
+    m_prune_timer.close();
     m_signal_poll.close();
 }
 

@@ -51,6 +51,7 @@ TEST_CASE("a new inbox.db is created 0600, in WAL mode, at the latest schema ver
     CHECK(Store::latest_version() >= 1);
     CHECK(query_text(store->db(), "PRAGMA journal_mode") == "wal");
     CHECK(query_int(store->db(), "PRAGMA synchronous") == 2); // FULL
+    CHECK(query_int(store->db(), "PRAGMA temp_store") == 2); // MEMORY: no files outside the folder
     CHECK(query_int(store->db(), "PRAGMA foreign_keys") == 1);
     CHECK(query_int(store->db(), "PRAGMA busy_timeout") == 5000);
     for (char const* table : { "messages", "deliveries", "peers", "api_tokens", "events" }) {
