@@ -79,7 +79,7 @@ class Peer:
     (or call stop()). What its document server does can be changed on the fly:
     `document` (a dict, or raw bytes), `status` and `delay` (seconds)."""
 
-    def __init__(self, name="Test Peer", seed=None, host="127.0.0.1"):
+    def __init__(self, name="Test Peer", seed=None, host="127.0.0.1", port=0):
         self.keys = Keypair(seed)
         self.name = name
         self.status = 200
@@ -136,7 +136,9 @@ class Peer:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # `port` 0 takes a free one; a chosen one lets a test bring a
+        # recipient up at an address the daemon has been failing to reach.
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         # `host` may be a name ("localhost") for the daemon to resolve.

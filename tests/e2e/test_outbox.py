@@ -1,7 +1,8 @@
 """The outbox against the real daemon: arne -> marcus on the same daemon over
 TCP, a loopback test peer (peer.py) whose inbox answers chosen statuses and
 whose received signatures are checked independently, one attempt on 400,
-retries through 5xx, and a queue that survives kill -9 of the worker."""
+retries through 5xx, a recipient that is down and then up, and a queue that
+survives kill -9 of the worker."""
 import base64
 import ctypes
 import json
@@ -131,6 +132,33 @@ def two_5xx_answers_are_retried_then_delivered():
         assert found[0]["attempts"] == 3, found
         assert len(peer.deliveries) == 3
         assert len({body for _, body in peer.deliveries}) == 1  # the same bytes each time
+
+
+@test
+def a_recipient_down_for_a_while_gets_its_messages_in_order_once_up():
+    port = free_port()  # nothing listens there yet: every connect is refused
+    url = f"http://127.0.0.1:{port}"
+    with Daemon([ARNE], config=FAST) as d:
+        token = d.token("arne")
+        first = send(d, "arne.local", token, url, subject="first")
+        second = send(d, "arne.local", token, url, subject="second")
+
+        def retrying():
+            found = {x["message_id"]: x for x in deliveries(d, "arne.local", token)}
+            return found if found[first]["attempts"] >= 3 else None
+        found = wait_for(retrying, what="three failed attempts")
+        assert found[first]["state"] == "queued" and found[first]["next_attempt_at"], found
+        assert found[first]["last_status"] is None and "connect" in found[first]["last_error"], found
+        # The second waits behind the first: per-recipient order.
+        assert found[second]["state"] == "queued" and found[second]["attempts"] == 0, found
+
+        with Peer(port=port) as peer:
+            def both_delivered():
+                found = deliveries(d, "arne.local", token)
+                return found if all(x["state"] == "delivered" for x in found) else None
+            wait_for(both_delivered, what="both delivered once the recipient is up")
+            ids = [json.loads(body)["id"] for _, body in peer.deliveries]
+            assert ids == [first, second], ids
 
 
 @test
