@@ -21,11 +21,13 @@
 // resolver thread is detached and frees itself when the lookup ends.
 #include "http_client.h"
 
+#include "common/address.h"
 #include "common/log.h"
 
 #include <curl/curl.h>
 
 #include <cctype>
+#include <sys/socket.h>
 
 namespace posta {
 
@@ -34,6 +36,8 @@ namespace {
 // Bound on the response head (status line and headers, 1xx heads included).
 // curl bounds one header line at 100 KiB itself; this bounds their sum.
 constexpr size_t max_head_bytes = 64 * 1024;
+// Bound on the hosts address_of() remembers (one per peer machine name).
+constexpr size_t max_addresses = 4096;
 
 struct EasyDeleter {
     void operator()(CURL* easy) const noexcept { curl_easy_cleanup(easy); }
@@ -45,6 +49,29 @@ struct SlistDeleter {
 Error http_error(HttpClientError kind, std::string detail, std::string url)
 {
     return Error { "http", static_cast<int>(kind), std::move(detail), std::move(url) };
+}
+
+// "host:port" of an http(s) URL, the default port filled in, as curl parses
+// it; empty for a URL curl cannot parse.
+std::string origin_key(std::string const& url)
+{
+    std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> parsed(curl_url(), &curl_url_cleanup);
+    if (!parsed || curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK)
+        return {};
+    char* host = nullptr;
+    char* port = nullptr;
+    std::string key;
+    if (curl_url_get(parsed.get(), CURLUPART_HOST, &host, 0) == CURLUE_OK
+        && curl_url_get(parsed.get(), CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        key = host;
+        for (char& c : key)
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        key += ':';
+        key += port;
+    }
+    curl_free(host);
+    curl_free(port);
+    return key;
 }
 
 // RFC 9110 section 5.6.2: token = 1*tchar.
@@ -156,6 +183,7 @@ struct HttpClient::Transfer {
     size_t head_bytes = 0;
     Overflow overflow = Overflow::None;
     char error[CURL_ERROR_SIZE] = {};
+    std::string first_address; // of the first connection it opened, if any
 };
 
 struct HttpClient::Watch {
@@ -214,6 +242,17 @@ struct HttpClientTrampolines {
     {
         if (auto* client = static_cast<HttpClient*>(timer->data))
             client->deliver();
+    }
+
+    // curl opens every socket of a connection attempt through this, so it
+    // sees the addresses tried, also those that refuse or time out (curl
+    // reports none of those itself).
+    static curl_socket_t on_open_socket(void* userp, curlsocktype purpose, curl_sockaddr* address) noexcept
+    {
+        auto& t = *static_cast<HttpClient::Transfer*>(userp);
+        if (purpose == CURLSOCKTYPE_IPCXN && t.first_address.empty())
+            t.first_address = format_address(&address->addr, address->addrlen);
+        return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
     }
 
     static size_t on_body(char* data, size_t size, size_t count, void* userp) noexcept
@@ -501,6 +540,8 @@ Result<void> HttpClient::prepare(Transfer& t)
     check(curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t));
     check(curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &HttpClientTrampolines::on_header));
     check(curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t));
+    check(curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &HttpClientTrampolines::on_open_socket));
+    check(curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &t));
     check(curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t.header_list.get()));
     if (r.method == "HEAD") {
         check(curl_easy_setopt(easy, CURLOPT_NOBODY, 1L));
@@ -611,10 +652,25 @@ void HttpClient::finish(HttpRequestId id, Result<HttpClientResponse> result)
         return;
     std::unique_ptr<Transfer> transfer = std::move(it->second);
     m_transfers.erase(it);
+    if (!transfer->first_address.empty()) {
+        if (std::string origin = origin_key(transfer->request.url); !origin.empty()) {
+            if (m_addresses.size() >= max_addresses && !m_addresses.contains(origin))
+                m_addresses.clear();
+            m_addresses[origin] = std::move(transfer->first_address);
+        }
+    }
     // May call on_socket (CURL_POLL_REMOVE) and on_timer; both are safe here.
     if (transfer->in_multi)
         curl_multi_remove_handle(m_multi.get(), transfer->easy.get());
     defer(id, std::move(transfer->request.url), std::move(transfer->callback), std::move(result));
+}
+
+std::optional<std::string> HttpClient::address_of(std::string_view url) const
+{
+    auto found = m_addresses.find(origin_key(std::string(url)));
+    if (found == m_addresses.end())
+        return std::nullopt;
+    return found->second;
 }
 
 void HttpClient::fail_all(HttpClientError kind, std::string const& detail)

@@ -15,6 +15,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -122,6 +123,14 @@ public:
     // Requests started whose callbacks have not run yet.
     size_t in_flight() const { return m_transfers.size() + m_completions.size(); }
 
+    // The address ("192.0.2.7:443", "[2001:db8::7]:443") that the latest
+    // request to `url`'s host and port that opened a connection tried first,
+    // whether the connection worked or not; nullopt until one did (a request
+    // on a reused connection opens none and changes nothing). Every name of
+    // one machine resolves to the same first address, so callers use it to
+    // treat them as one destination.
+    std::optional<std::string> address_of(std::string_view url) const;
+
 private:
     friend struct HttpClientTrampolines;
     struct Transfer; // one request: its CURL, header list, buffers, callback
@@ -158,6 +167,9 @@ private:
     UvHandle<uv_timer_t> m_deliver_timer;        // runs queued callbacks
     std::unordered_map<int, std::unique_ptr<Watch>> m_watches; // by fd
     std::unordered_map<HttpRequestId, std::unique_ptr<Transfer>> m_transfers;
+    // address_of(): "host:port" (as curl parses the URL) -> first address
+    // tried. Forgotten all at once past max_addresses entries.
+    std::unordered_map<std::string, std::string> m_addresses;
     std::deque<Completion> m_completions; // decided, callback not run yet
     HttpRequestId m_next_id = 1;
     bool m_closed = false;

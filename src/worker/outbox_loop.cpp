@@ -1,9 +1,9 @@
 // OutboxLoop: one scan of the queue per wake-up (a message queued, an
 // attempt finished, the timer due). A scan reads the head of every
 // recipient's queue from the store, starts those that are due and allowed by
-// the bounds (in flight per worker and per host, the host's circuit, one
-// attempt per recipient at a time), and arms the one timer for the earliest
-// head it left waiting. Each outcome is committed, with its delivery.updated
+// the bounds (in flight per worker and per destination host, that host's
+// circuit, one attempt per recipient at a time), and arms the one timer for
+// the earliest head it left waiting. Each outcome is committed, with its delivery.updated
 // event, before the next scan, so the store is always the whole truth.
 #include "outbox_loop.h"
 
@@ -97,14 +97,6 @@ int64_t to_ms(Duration duration)
     return std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
 }
 
-// "host:port" of an identity URL: the unit the per-host bounds count.
-std::string destination_host(std::string const& url)
-{
-    auto parsed = parse_identity_url(url);
-    if (!parsed)
-        return url;
-    return parsed->host + ":" + std::to_string(parsed->port);
-}
 
 }
 
@@ -165,6 +157,20 @@ void OutboxLoop::arm(std::optional<int64_t> at_ms)
         static_cast<uint64_t>(delay), 0);
 }
 
+// A posta server hosts many identities under as many names, so a name is
+// not the host the bounds and the circuit are about: the machine is. The
+// address the client last reached the recipient at stands for it; before any
+// connection to it, its URL's "host:port" does.
+std::string OutboxLoop::destination_host(std::string const& recipient) const
+{
+    if (auto address = m_http.address_of(recipient))
+        return std::move(*address);
+    auto parsed = parse_identity_url(recipient);
+    if (!parsed)
+        return recipient;
+    return parsed->host + ":" + std::to_string(parsed->port);
+}
+
 size_t OutboxLoop::host_in_flight(std::string const& host) const
 {
     return static_cast<size_t>(std::count_if(m_in_flight.begin(), m_in_flight.end(),
@@ -202,15 +208,15 @@ void OutboxLoop::scan()
                 wait_until(circuit->second.probe_at_ms());
             continue;
         }
-        start(std::move(head));
+        start(std::move(head), std::move(host));
     }
     arm(next);
 }
 
-void OutboxLoop::start(PendingDelivery delivery)
+void OutboxLoop::start(PendingDelivery delivery, std::string host)
 {
     std::string recipient = delivery.to;
-    Attempt attempt { std::move(delivery), destination_host(recipient), 0 };
+    Attempt attempt { std::move(delivery), std::move(host), 0 };
     m_in_flight.emplace(recipient, std::move(attempt));
 
     auto cached = m_peers.cached(recipient);

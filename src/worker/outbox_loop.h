@@ -90,7 +90,7 @@ struct OutboxSettings {
     Duration retry_max = std::chrono::hours(6);
     Duration give_up = std::chrono::hours(72);
     size_t max_in_flight = 16;
-    size_t max_per_host = 4;
+    size_t max_per_host = 4; // per destination host: the recipient's machine (its address)
     int circuit_threshold = 5;
     size_t kept_error_bytes = 1024;
     // Called with each delivery.updated event after its commit.
@@ -122,11 +122,12 @@ private:
     };
 
     void scan();
-    void start(PendingDelivery);
+    void start(PendingDelivery, std::string host);
     void send(std::string const& recipient, Peer const&);
     void finish(std::string const& recipient, AttemptOutcome, std::optional<int> status, std::string error,
         std::optional<int64_t> retry_after_s);
     void arm(std::optional<int64_t> at_ms);
+    std::string destination_host(std::string const& recipient) const;
     size_t host_in_flight(std::string const& host) const;
     int64_t now_ms() const;
     double jitter();
@@ -139,7 +140,7 @@ private:
     Settings m_settings;
     UvHandle<uv_timer_t> m_timer;
     std::unordered_map<std::string, Attempt> m_in_flight; // by recipient URL
-    std::unordered_map<std::string, HostCircuit> m_circuits; // by host
+    std::unordered_map<std::string, HostCircuit> m_circuits; // by destination_host()
     // Callbacks of the client and the directory hold this weakly.
     std::shared_ptr<OutboxLoop*> m_alive;
 };

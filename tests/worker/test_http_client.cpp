@@ -529,6 +529,36 @@ TEST_CASE("a refused connection is a Connect error with curl's message and the U
     CHECK_FALSE(outcome.result->error().detail.empty());
 }
 
+TEST_CASE("the first address a request tried is kept per host and port, refused or not")
+{
+    Loop loop;
+    auto client = make_client(loop);
+    std::string port = std::to_string(closed_port());
+    std::string url = "http://127.0.0.1:" + port + "/inbox";
+    CHECK_FALSE(client->address_of(url).has_value());
+
+    Outcome refused;
+    client->start(get(url), refused.callback());
+    REQUIRE(loop.run_until([&] { return refused.done(); }));
+    REQUIRE(refused.error() == HttpClientError::Connect);
+    CHECK(client->address_of(url) == "127.0.0.1:" + port);
+    // Any URL of that host and port; not another port, nor garbage.
+    CHECK(client->address_of("http://127.0.0.1:" + port) == "127.0.0.1:" + port);
+    CHECK_FALSE(client->address_of("http://127.0.0.1:1/").has_value());
+    CHECK_FALSE(client->address_of("not a url").has_value());
+
+    // A name is kept under the name, with the address it led to.
+    TestServer server(answer_hello);
+    std::string named = "http://LocalHost:" + std::to_string(server.port()) + "/";
+    Outcome answered;
+    client->start(get(named), answered.callback());
+    REQUIRE(loop.run_until([&] { return answered.done(); }));
+    REQUIRE(answered.response().status == 200);
+    auto address = client->address_of("http://localhost:" + std::to_string(server.port()) + "/.well-known/posta");
+    REQUIRE(address.has_value());
+    CHECK(address->ends_with(":" + std::to_string(server.port())));
+}
+
 TEST_CASE("https to a server that does not speak TLS is a Tls error")
 {
     Loop loop;
