@@ -1,4 +1,4 @@
-"""The outbox against the real daemon: arne -> marcus on the same daemon over
+"""The outbox against the real daemon: arne -> marcus (and arne -> arne) on one daemon over
 TCP, a loopback test peer (peer.py) whose inbox answers chosen statuses and
 whose received signatures are checked independently, one attempt on 400,
 retries through 5xx, a recipient that is down and then up, and a queue that
@@ -103,6 +103,33 @@ def arne_to_marcus_on_the_same_daemon_is_delivered_over_tcp():
             db.close()
         assert [e["state"] for e in events] == ["delivered"], events
         assert events[0]["message_id"] == message_id, events
+
+
+@test
+def an_identity_writing_to_itself_and_a_neighbour_gets_both_delivered():
+    port = free_port()
+    arne = {"slug": "arne", "url": f"http://127.0.0.1:{port}", "name": "Arne"}
+    marcus = {"slug": "marcus", "url": f"http://localhost:{port}", "name": "Marcus"}
+    with Daemon([arne, marcus], config=FAST, args=["--listen", f"127.0.0.1:{port}"]) as d:
+        token = d.token("arne")
+        host = f"127.0.0.1:{port}"
+        reply = api(d, host, token, "POST", "/api/messages",
+                    {"to": [arne["url"], marcus["url"]], "subject": "note to self", "body": "and to marcus"})
+        assert reply.status == 202, reply
+        message_id = reply.json()["id"]
+
+        def both_delivered():
+            found = deliveries(d, host, token)
+            return found if len(found) == 2 and all(x["state"] == "delivered" for x in found) else None
+        found = wait_for(both_delivered, what="both delivered")
+        assert sorted(x["to"] for x in found) == sorted([arne["url"], marcus["url"]]), found
+        # The same id in both of arne's boxes: signed, sent, received, stored.
+        inbox = api(d, host, token, "GET", "/api/messages?box=inbox").json()["messages"]
+        assert [(m["id"], m["from"]) for m in inbox] == [(message_id, arne["url"])], inbox
+        sent = api(d, host, token, "GET", "/api/messages?box=sent").json()["messages"]
+        assert [m["id"] for m in sent] == [message_id], sent
+        marcus_inbox = api(d, f"localhost:{port}", d.token("marcus"), "GET", "/api/messages?box=inbox").json()
+        assert [m["id"] for m in marcus_inbox["messages"]] == [message_id], marcus_inbox
 
 
 @test
