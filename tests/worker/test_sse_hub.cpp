@@ -126,6 +126,14 @@ public:
         : stream(std::make_shared<ResponseStream>(this))
     {
     }
+    // Like a session that goes away: the stream no longer reaches it.
+    ~FakeConnection() override
+    {
+        if (stream)
+            stream->detach();
+    }
+    FakeConnection(FakeConnection const&) = delete;
+    FakeConnection& operator=(FakeConnection const&) = delete;
 
     void stream_write(std::string bytes) override
     {
