@@ -695,7 +695,7 @@ void HttpSession::write_response(Response response, Framing framing, bool keep_a
     out += "\r\n";
     if (response.headers.count("Date") == 0) {
         out += "Date: ";
-        out += format_http_date(std::chrono::system_clock::now());
+        out += http_date_now();
         out += "\r\n";
     }
     for (auto const& [name, value] : response.headers) {

@@ -39,6 +39,19 @@ std::string format_http_date(std::chrono::system_clock::time_point when)
     return buf;
 }
 
+std::string_view http_date_now()
+{
+    thread_local time_t formatted_second = -1;
+    thread_local std::string formatted;
+    auto now = std::chrono::system_clock::now();
+    time_t second = std::chrono::system_clock::to_time_t(now);
+    if (second != formatted_second) {
+        formatted = format_http_date(now);
+        formatted_second = second;
+    }
+    return formatted;
+}
+
 // Reading RFC 3339.
 // A hand-written reader for one fixed layout, not a general date parser:
 // every position is checked, so nothing sscanf or strptime would let through

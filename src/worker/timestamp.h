@@ -28,4 +28,8 @@ Result<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view tex
 // "Fri, 27 Nov 2026 09:00:00 GMT", independent of the locale.
 std::string format_http_date(std::chrono::system_clock::time_point);
 
+// format_http_date of now for a response's Date header, formatted once per
+// second and kept per thread; valid until the next call on the thread.
+std::string_view http_date_now();
+
 }

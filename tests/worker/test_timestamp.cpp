@@ -1,7 +1,5 @@
 #include "worker/timestamp.h"
 
-#include "worker/timestamp.h"
-
 #include <doctest/doctest.h>
 
 using namespace posta;
@@ -111,4 +109,20 @@ TEST_CASE("a time longer than 64 characters is refused and cut short in the erro
     REQUIRE_FALSE(parsed.ok());
     CHECK(parsed.error().context.size() == 67);
     CHECK(parse_rfc3339("2026-11-27T09:00:00." + std::string(43, '1') + "Z").ok());
+}
+
+TEST_CASE("the HTTP date is the IMF-fixdate in GMT, whatever the locale")
+{
+    CHECK(format_http_date(sys_seconds(seconds(1795770000))) == "Fri, 27 Nov 2026 09:00:00 GMT");
+    CHECK(format_http_date(sys_seconds(seconds(0))) == "Thu, 01 Jan 1970 00:00:00 GMT");
+}
+
+TEST_CASE("the cached HTTP date of now is now's, to the second")
+{
+    for (int i = 0; i < 3; ++i) {
+        auto before = format_http_date(system_clock::now());
+        std::string now(http_date_now());
+        auto after = format_http_date(system_clock::now());
+        CHECK((now == before || now == after));
+    }
 }
