@@ -3,8 +3,9 @@
 // recipient's queue from the store, starts those that are due and allowed by
 // the bounds (in flight per worker and per destination host, that host's
 // circuit, one attempt per recipient at a time), and arms the one timer for
-// the earliest head it left waiting. Each outcome is committed, with its delivery.updated
-// event, before the next scan, so the store is always the whole truth.
+// the earliest head it left waiting. Each outcome is committed, with its
+// delivery.updated event, before the next scan, so the store is always the
+// whole truth.
 #include "outbox_loop.h"
 
 #include "common/host_key.h"
@@ -96,7 +97,6 @@ int64_t to_ms(Duration duration)
 {
     return std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
 }
-
 
 }
 
