@@ -77,14 +77,20 @@ ARNE = {"slug": "arne", "url": "http://arne.local:8080", "name": "Arne"}
 FAST = {"delivery_retry_base": "200ms", "delivery_retry_max": "1s"}
 
 
-@test
-def arne_to_marcus_on_the_same_daemon_is_delivered_over_tcp():
-    # Two names of loopback, so the outbox reaches the daemon itself and the
-    # supervisor routes each by its Host.
+def arne_and_marcus_on_loopback():
+    """A daemon (not started) serving arne as http://127.0.0.1:<port> and
+    marcus as http://localhost:<port>: two names of loopback, so the outbox
+    reaches the daemon itself and the supervisor routes each by its Host."""
     port = free_port()
     arne = {"slug": "arne", "url": f"http://127.0.0.1:{port}", "name": "Arne"}
     marcus = {"slug": "marcus", "url": f"http://localhost:{port}", "name": "Marcus"}
-    with Daemon([arne, marcus], config=FAST, args=["--listen", f"127.0.0.1:{port}"]) as d:
+    return Daemon([arne, marcus], config=FAST, args=["--listen", f"127.0.0.1:{port}"]), arne, marcus, port
+
+
+@test
+def arne_to_marcus_on_the_same_daemon_is_delivered_over_tcp():
+    daemon, arne, marcus, port = arne_and_marcus_on_loopback()
+    with daemon as d:
         arne_token, marcus_token = d.token("arne"), d.token("marcus")
         arne_host, marcus_host = f"127.0.0.1:{port}", f"localhost:{port}"
         message_id = send(d, arne_host, arne_token, marcus["url"])
@@ -107,10 +113,8 @@ def arne_to_marcus_on_the_same_daemon_is_delivered_over_tcp():
 
 @test
 def an_identity_writing_to_itself_and_a_neighbour_gets_both_delivered():
-    port = free_port()
-    arne = {"slug": "arne", "url": f"http://127.0.0.1:{port}", "name": "Arne"}
-    marcus = {"slug": "marcus", "url": f"http://localhost:{port}", "name": "Marcus"}
-    with Daemon([arne, marcus], config=FAST, args=["--listen", f"127.0.0.1:{port}"]) as d:
+    daemon, arne, marcus, port = arne_and_marcus_on_loopback()
+    with daemon as d:
         token = d.token("arne")
         host = f"127.0.0.1:{port}"
         reply = api(d, host, token, "POST", "/api/messages",
