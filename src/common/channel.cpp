@@ -138,8 +138,14 @@ Result<std::optional<ChannelMessage>> receive_message(int channel)
         message.type = MessageType::Closed;
         return std::optional { std::move(message) };
     }
-    if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || static_cast<size_t>(n) < sizeof header)
+    if ((msg.msg_flags & MSG_TRUNC) || static_cast<size_t>(n) < sizeof header)
         return Error::message("recvmsg", "truncated message", "worker channel");
+    // MSG_CTRUNC on a connection that brought no fd: the kernel could not
+    // install the fd here (we are at RLIMIT_NOFILE) and closed it. The
+    // message is intact; the caller learns of the loss from the empty fd.
+    bool fd_lost = (msg.msg_flags & MSG_CTRUNC) && received_count == 0 && header.type == MessageType::Connection;
+    if ((msg.msg_flags & MSG_CTRUNC) && !fd_lost)
+        return Error::message("recvmsg", "truncated control data", "worker channel");
 
     size_t prefix_len = static_cast<size_t>(n) - sizeof header;
     if (header.prefix_len != prefix_len || header.peer_len > sizeof(sockaddr_storage))
@@ -149,7 +155,7 @@ Result<std::optional<ChannelMessage>> receive_message(int channel)
     message.prefix.assign(scratch, prefix_len);
     switch (header.type) {
     case MessageType::Connection:
-        if (received_count != 1)
+        if (received_count != 1 && !fd_lost)
             return Error::message("recvmsg", "connection message without exactly one fd", "worker channel");
         message.fd = std::move(received[0]);
         message.peer = header.peer;

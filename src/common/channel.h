@@ -30,7 +30,10 @@ inline constexpr size_t max_channel_prefix = 64 * 1024;
 
 struct ChannelMessage {
     MessageType type {};
-    UniqueFd fd; // Connection: the client socket, close-on-exec
+    // Connection: the client socket, close-on-exec; invalid when the
+    // receiver had no file descriptor left for it (RLIMIT_NOFILE), in which
+    // case the kernel closed the connection.
+    UniqueFd fd;
     sockaddr_storage peer {};
     socklen_t peer_len = 0;
     std::string prefix; // Connection: request bytes already read off the socket;

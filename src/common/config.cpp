@@ -137,6 +137,10 @@ private:
     {
         read_size(key, node, m_out.value.max_pending, 1, 65536);
     }
+    void worker_open_files(std::string_view key, toml::node const& node)
+    {
+        read_size(key, node, m_out.value.worker_open_files, 64, 1048576);
+    }
     void delivery_retry_base(std::string_view key, toml::node const& node)
     {
         if (read_duration(key, node, m_out.value.delivery_retry_base))
@@ -207,6 +211,7 @@ ConfigReader::Key const ConfigReader::k_keys[] = {
     { "max_head_bytes", &ConfigReader::max_head_bytes },
     { "max_body_bytes", &ConfigReader::max_body_bytes },
     { "max_pending", &ConfigReader::max_pending },
+    { "worker_open_files", &ConfigReader::worker_open_files },
     { "delivery_retry_base", &ConfigReader::delivery_retry_base },
     { "delivery_retry_max", &ConfigReader::delivery_retry_max },
     { "delivery_give_up", &ConfigReader::delivery_give_up },

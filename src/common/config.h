@@ -21,6 +21,9 @@ struct Config {
     size_t max_head_bytes = 16384;
     size_t max_body_bytes = 1048576;
     size_t max_pending = 64;
+    // RLIMIT_NOFILE of each worker (connections, event streams, outbound
+    // requests, its database): what one identity may hold of the machine.
+    size_t worker_open_files = 8192;
     Duration delivery_retry_base = std::chrono::seconds(30);
     Duration delivery_retry_max = std::chrono::hours(6);
     Duration delivery_give_up = std::chrono::hours(72);

@@ -7,6 +7,7 @@
 #include "common/unique_fd.h"
 
 #include <seccomp.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <cstdint>
@@ -223,6 +224,18 @@ Result<SandboxReport> restrict_filesystem(std::string const& identity_dir)
     return report;
 }
 
+}
+
+Result<size_t> limit_open_files(size_t wanted)
+{
+    rlimit limit {};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) < 0)
+        return Error::from_errno("getrlimit RLIMIT_NOFILE");
+    rlim_t value = std::min<rlim_t>(static_cast<rlim_t>(wanted), limit.rlim_max);
+    limit = { value, value };
+    if (::setrlimit(RLIMIT_NOFILE, &limit) < 0)
+        return Error::from_errno("setrlimit RLIMIT_NOFILE");
+    return static_cast<size_t>(value);
 }
 
 Result<SandboxReport> apply_sandbox(std::string const& identity_dir)

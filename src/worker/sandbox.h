@@ -27,4 +27,9 @@ struct SandboxReport {
 // kernel offers is.
 Result<SandboxReport> apply_sandbox(std::string const& identity_dir);
 
+// Sets the calling process's RLIMIT_NOFILE, soft and hard, to `wanted` or the
+// current hard limit if that is lower, so it cannot be raised again; returns
+// the limit set.
+Result<size_t> limit_open_files(size_t wanted);
+
 }

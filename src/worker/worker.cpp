@@ -104,6 +104,7 @@ private:
     // Connections taken off the channel but not yet credited back with
     // Taken: the supervisor passes at most max_pending uncredited ones.
     uint32_t m_untaken = 0;
+    size_t m_open_files = 0; // RLIMIT_NOFILE, for the log
     UvHandle<uv_timer_t> m_stop_timer;
     // Trims the event log to what PROTOCOL.md keeps, a minute after the
     // start and then every hour.
@@ -158,6 +159,12 @@ int Worker::run()
 // program, whatever happens to it (sandbox.h).
 Result<void> Worker::enter_sandbox()
 {
+    // Not part of the sandbox's switch: a bound on what one identity can take
+    // of the machine is not a debugging obstacle.
+    auto limited = limit_open_files(m_setup.config.worker_open_files);
+    if (!limited)
+        return limited.error();
+    m_open_files = limited.value();
     if (!m_setup.config.sandbox) {
         log::warn("SANDBOX DISABLED by the config (sandbox = false): this worker can read every file the "
                   "daemon's user can, including other identities' keys; use only for debugging");
@@ -413,6 +420,13 @@ void Worker::on_connection(ChannelMessage message)
 {
     auto const* peer = reinterpret_cast<sockaddr const*>(&message.peer);
     std::string address = format_address(peer, message.peer_len);
+    if (!message.fd) {
+        // The client sees its connection closed without an answer.
+        log::warn("%s: connection dropped: this worker has all of its %zu file descriptors open "
+                  "(%zu connections); raise worker_open_files if this load is legitimate",
+            address.c_str(), m_open_files, m_sessions.size());
+        return;
+    }
     auto session = HttpSession::create(m_context, std::move(message.fd), address,
         format_host(peer, message.peer_len), std::move(message.prefix));
     if (!session) {

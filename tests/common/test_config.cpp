@@ -30,6 +30,7 @@ void check_defaults(Config const& c)
     CHECK(c.max_head_bytes == 16384);
     CHECK(c.max_body_bytes == 1048576);
     CHECK(c.max_pending == 64);
+    CHECK(c.worker_open_files == 8192);
     CHECK(c.delivery_retry_base == 30s);
     CHECK(c.delivery_retry_max == 6h);
     CHECK(c.delivery_give_up == 72h);
@@ -63,6 +64,7 @@ shutdown_timeout    = "5m"
 max_head_bytes      = 1024
 max_body_bytes      = 1073741824
 max_pending         = 65536
+worker_open_files   = 100000
 delivery_retry_base = "1s"
 delivery_retry_max  = "1h"
 delivery_give_up    = "3d"
@@ -78,6 +80,7 @@ log_format          = "json"
     CHECK(c.max_head_bytes == 1024);
     CHECK(c.max_body_bytes == 1073741824);
     CHECK(c.max_pending == 65536);
+    CHECK(c.worker_open_files == 100000);
     CHECK(c.delivery_retry_base == 1s);
     CHECK(c.delivery_retry_max == 1h);
     CHECK(c.delivery_give_up == 72h);
@@ -129,9 +132,10 @@ TEST_CASE("numbers out of range are reported with the accepted range")
     CHECK(has_error(parsed, 2, { "max_body_bytes = 1073741825", "from 1024 to 1073741824" }));
     CHECK(has_error(parsed, 3, { "max_pending = 0", "from 1 to 65536" }));
 
-    auto more = parse("max_head_bytes = 1048577\nmax_pending = -1\nmax_body_bytes = 1023\n");
-    CHECK(more.errors.size() == 3);
+    auto more = parse("max_head_bytes = 1048577\nmax_pending = -1\nmax_body_bytes = 1023\nworker_open_files = 63\n");
+    CHECK(more.errors.size() == 4);
     CHECK(has_error(more, 2, { "max_pending = -1" }));
+    CHECK(has_error(more, 4, { "worker_open_files = 63", "from 64 to 1048576" }));
 }
 
 TEST_CASE("numbers given as strings or floats are wrong types")

@@ -1,8 +1,9 @@
 """Each worker holds only its own identity's files and sockets."""
 import os
+import socket
 import stat
 
-from posta import Daemon, listening_inodes, open_fds, test, main
+from posta import Daemon, listening_inodes, open_fds, test, main, wait_for
 
 ARNE = {"slug": "arne", "url": "http://arne.local:8080", "name": "Arne"}
 MARCUS = {"slug": "marcus", "url": "http://marcus.local:8080", "name": "Marcus"}
@@ -54,6 +55,48 @@ def a_worker_holds_the_connections_it_serves_and_the_supervisor_does_not():
             assert s.recv(65536).startswith(b"HTTP/1.1 200")
             # The connection is alive (keep-alive) in the worker only.
             assert len(open_fds(d.proc.pid)) == before
+
+
+def answered(sock, host):
+    """Whether a keep-alive request on `sock` gets a 200 (False: closed unanswered)."""
+    try:
+        sock.sendall(f"GET /.well-known/posta HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        return sock.recv(65536).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+@test
+def a_worker_out_of_file_descriptors_drops_connections_and_nobody_else_notices():
+    with Daemon([ARNE, MARCUS], config={"worker_open_files": 64}) as d:
+        arne_pid = d.worker_pid("arne")
+        with open(f"/proc/{arne_pid}/limits") as f:
+            line = next(l for l in f if l.startswith("Max open files"))
+        assert line.split()[3:5] == ["64", "64"], line
+        held = []
+        try:
+            # Keep-alive connections pile up in arne's worker until its 64
+            # descriptors are gone; later ones are closed unanswered.
+            refused = 0
+            for _ in range(80):
+                s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+                held.append(s)
+                refused += not answered(s, "arne.local")
+            assert 0 < refused < 80, refused
+            assert d.wait_log(r"arne\[\d+\]: .*connection dropped: this worker has all of its 64 file descriptors")
+            # Marcus serves as ever; arne's worker is the same process.
+            with d.connect() as s:
+                assert answered(s, "marcus.local")
+            assert d.worker_pid("arne") == arne_pid
+        finally:
+            for s in held:
+                s.close()
+        # With its connections closed, arne serves again.
+        def arne_serves():
+            with d.connect() as s:
+                return answered(s, "arne.local")
+        wait_for(arne_serves, what="arne serving again")
+        assert d.worker_pid("arne") == arne_pid
 
 
 if __name__ == "__main__":
