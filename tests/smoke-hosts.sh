@@ -17,13 +17,22 @@ done
 
 tmp=$(mktemp -d)
 log="$tmp/posta.log"
+# Keeps the script's own exit status: how the daemon ends is not the verdict.
 cleanup() {
-  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  local status=$?
+  if [ -n "${pid:-}" ]; then
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  fi
   rm -rf "$tmp"
+  exit "$status"
 }
 trap cleanup EXIT
 
 printf 'state_dir = "%s/state"\ncontrol_socket = "%s/control.sock"\n' "$tmp" "$tmp" > "$tmp/posta.toml"
+# The log exists before the daemon starts: the background job opens it
+# only when it runs, and the loop below may read it first.
+: > "$log"
 "$binary" serve --listen 127.0.0.1:0 --manifest "$here/demo/identities.toml" --config "$tmp/posta.toml" 2> "$log" &
 pid=$!
 
