@@ -9,7 +9,8 @@
 // Every way out goes through teardown(reason), the one place that closes the
 // handles; the session is freed in the last close callback. Orderly ends
 // (after a final answer, EOF, stop) go through finish(): flush, shutdown,
-// linger, then teardown.
+// linger (unless the exchange ended cleanly and nothing more came), then
+// teardown.
 //
 // A handler may answer with a stream instead (start_stream): the head goes
 // out with Connection: close and no Content-Length, the connection enters
@@ -26,7 +27,9 @@
 #include "timestamp.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <exception>
+#include <sys/socket.h>
 
 namespace posta {
 
@@ -223,12 +226,27 @@ void HttpSession::on_shut_down(int status)
         teardown(m_close_reason + " (shutdown: " + uv_strerror(status) + ")");
         return;
     }
-    if (m_eof) {
+    // Nothing unread and nothing more coming from a client that sent one
+    // request and took its answer: closing now resets nothing, so there is
+    // no reason to wait for its FIN (what nginx's lingering_close "on" does).
+    if (m_eof || (m_clean_end && !client_sent_more())) {
         teardown(m_close_reason);
         return;
     }
     enter(Phase::Lingering);
     update_reading();
+}
+
+// Whether bytes from the client wait unread in the socket. Reading stops
+// while a request is handled, so a pipelined request may be there.
+bool HttpSession::client_sent_more() const
+{
+    uv_os_fd_t fd = -1;
+    if (uv_fileno(reinterpret_cast<uv_handle_t const*>(&m_tcp), &fd) < 0)
+        return true;
+    char byte;
+    ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n > 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
 // ---- Phases, timers and reading ----
@@ -595,6 +613,7 @@ void HttpSession::send_response(Response response)
     if (m_phase == Phase::Closed)
         return;
     if (!keep_alive) {
+        m_clean_end = m_input_pos == m_input.size();
         finish("answered with Connection: close");
         return;
     }

@@ -111,6 +111,7 @@ private:
     void on_eof();
     void on_written(size_t bytes, int status);
     void on_shut_down(int status);
+    bool client_sent_more() const;
     void on_timeout();
     void on_handle_closed();
 
@@ -153,6 +154,10 @@ private:
     bool m_processing = false; // inside process_input(): answers need no wake-up
     bool m_must_execute = false; // llhttp has work to do even without new bytes
     bool m_stopping = false;
+    // The last exchange ended cleanly (a whole request read, nothing after
+    // it, answered): at the close, lingering is needed only if the client
+    // has sent more since (client_sent_more()).
+    bool m_clean_end = false;
     size_t m_requests = 0; // answered so far
     size_t m_write_queue_bytes = 0;
     std::string m_close_reason;

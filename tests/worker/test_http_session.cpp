@@ -251,3 +251,33 @@ TEST_CASE("stop during a request answers it with Connection: close, then closes"
     CHECK(h.client_sees_close());
     CHECK(h.pump_until([&] { return h.closed == 1; }));
 }
+
+TEST_CASE("after a clean Connection: close exchange the socket is closed without waiting for the client")
+{
+    Harness h;
+    h.send(get("/sync", "Connection: close\r\n"));
+    auto r = h.response();
+    REQUIRE(r);
+    CHECK(r->header("Connection") == "close");
+    CHECK(h.client_sees_close());
+    // The client has not closed its end; nothing of it is unread, so there
+    // is nothing to linger for (the linger would last 2 s).
+    CHECK(h.pump_until([&] { return h.closed == 1; }, 500));
+}
+
+TEST_CASE("a client that sent more after its Connection: close request gets its answer, then the linger")
+{
+    Harness h;
+    h.send(get("/later", "Connection: close\r\n"));
+    REQUIRE(h.pump_until([&] { return h.received.size() == 1; }));
+    // Sent while the handler works, so it waits unread in the socket.
+    h.send(get("/sync?never"));
+    h.waiting[0].respond(text("answered"));
+    auto r = h.response();
+    REQUIRE(r);
+    CHECK(r->body == "answered");
+    CHECK(h.client_sees_close());
+    // Closing now would answer the unread bytes with a reset: it lingers.
+    CHECK_FALSE(h.pump_until([&] { return h.closed == 1; }, 300));
+    CHECK(h.received.size() == 1);
+}
