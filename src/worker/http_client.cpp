@@ -23,6 +23,7 @@
 
 #include "common/address.h"
 #include "common/log.h"
+#include "http_message.h"
 
 #include <curl/curl.h>
 
@@ -63,9 +64,7 @@ std::string origin_key(std::string const& url)
     std::string key;
     if (curl_url_get(parsed.get(), CURLUPART_HOST, &host, 0) == CURLUE_OK
         && curl_url_get(parsed.get(), CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
-        key = host;
-        for (char& c : key)
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        key = ascii_lower(host);
         key += ':';
         key += port;
     }
@@ -94,34 +93,6 @@ bool is_field_value(std::string_view text)
     return text.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
 }
 
-std::string lower(std::string_view text)
-{
-    std::string out(text);
-    for (char& c : out)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
-bool equals_ignoring_case(std::string_view a, std::string_view b)
-{
-    if (a.size() != b.size())
-        return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-            return false;
-    }
-    return true;
-}
-
-std::string_view trim(std::string_view text)
-{
-    auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-    while (!text.empty() && is_space(text.front()))
-        text.remove_prefix(1);
-    while (!text.empty() && is_space(text.back()))
-        text.remove_suffix(1);
-    return text;
-}
 
 HttpClientError kind_of(CURLcode code)
 {
@@ -278,18 +249,20 @@ struct HttpClientTrampolines {
             return CURL_WRITEFUNC_ERROR;
         }
         std::string_view line(data, length);
+        while (line.ends_with('\n') || line.ends_with('\r'))
+            line.remove_suffix(1);
         auto& headers = t.response.headers;
         if (line.starts_with("HTTP/")) {
             // A new head begins: the one before was a 1xx (100 Continue).
             headers.clear();
         } else if (line.starts_with(" ") || line.starts_with("\t")) {
             // Obsolete line folding (RFC 9112 section 5.2): one space instead.
-            if (!headers.empty() && !trim(line).empty()) {
+            if (!headers.empty() && !trim_ows(line).empty()) {
                 headers.back().second += ' ';
-                headers.back().second += trim(line);
+                headers.back().second += trim_ows(line);
             }
         } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
-            headers.emplace_back(lower(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
+            headers.emplace_back(ascii_lower(trim_ows(line.substr(0, colon))), std::string(trim_ows(line.substr(colon + 1))));
         }
         return length;
     }
@@ -305,7 +278,7 @@ std::string HttpClientResponse::header(std::string_view name) const
     std::string out;
     bool found = false;
     for (auto const& [key, value] : headers) {
-        if (!equals_ignoring_case(key, name))
+        if (!iequals(key, name))
             continue;
         if (found)
             out += ", ";
@@ -484,8 +457,8 @@ Result<void> HttpClient::prepare(Transfer& t)
     for (auto const& [name, value] : r.headers) {
         if (!is_token(name) || !is_field_value(value))
             return invalid("header '" + name + "' has a bad name or value");
-        has_expect = has_expect || equals_ignoring_case(name, "expect");
-        has_content_type = has_content_type || equals_ignoring_case(name, "content-type");
+        has_expect = has_expect || iequals(name, "expect");
+        has_content_type = has_content_type || iequals(name, "content-type");
         // "Name;" is curl's spelling of a header with an empty value.
         lines.push_back(value.empty() ? name + ";" : name + ": " + value);
     }

@@ -16,6 +16,11 @@ namespace posta {
 
 // ASCII case-insensitive equality, for header names and tokens.
 bool iequals(std::string_view a, std::string_view b);
+// `text` with ASCII letters lower-cased (header names, hosts).
+std::string ascii_lower(std::string_view text);
+// `text` without leading and trailing spaces and tabs: a field value without
+// its optional whitespace (RFC 9110 section 5.6.3, OWS).
+std::string_view trim_ows(std::string_view text);
 
 // Header fields in the order they came; names compare case-insensitively and
 // keep the spelling they were given. A name may occur more than once.

@@ -58,15 +58,6 @@ constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 
 HttpSession& owner_of(llhttp_t* parser) { return *static_cast<HttpSession*>(parser->data); }
 
-std::string_view trim(std::string_view text)
-{
-    while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
-        text.remove_prefix(1);
-    while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
-        text.remove_suffix(1);
-    return text;
-}
-
 // A request-target split for routing (RFC 9112 section 3.2): origin-form
 // "/p?q", absolute-form "http://host/p?q" (whose authority replaces Host,
 // section 3.2.2) and asterisk-form "*". Authority-form (CONNECT) is refused.
@@ -543,7 +534,7 @@ void HttpSession::on_head_complete()
     }
     bool expects_body = chunked || (has_length && m_parser.content_length > 0);
     if (auto expect = request.headers.get("Expect")) {
-        if (!iequals(trim(*expect), "100-continue")) {
+        if (!iequals(trim_ows(*expect), "100-continue")) {
             reject(417, "expectation_failed", "only Expect: 100-continue is supported");
             return;
         }
@@ -859,7 +850,7 @@ int HttpSession::on_url(llhttp_t* parser, char const* at, size_t length) noexcep
 
 void HttpSession::flush_header()
 {
-    std::string_view value = trim(m_value);
+    std::string_view value = trim_ows(m_value);
     m_request.headers.add(std::move(m_field), std::string(value));
     m_field.clear();
     m_value.clear();

@@ -28,18 +28,9 @@ namespace posta {
 
 namespace {
 
-std::string_view trim(std::string_view text)
-{
-    while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
-        text.remove_prefix(1);
-    while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
-        text.remove_suffix(1);
-    return text;
-}
-
 std::optional<int64_t> parse_seq(std::string_view text)
 {
-    text = trim(text);
+    text = trim_ows(text);
     if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string_view::npos)
         return std::nullopt;
     int64_t value = 0;
@@ -188,7 +179,7 @@ void SseHub::handle(Request const& request, Responder const& responder)
     std::optional<std::string_view> last_event_id = request.headers.get("Last-Event-ID");
     if (!last_event_id)
         last_event_id = query_value(request.query, "last_event_id");
-    if (last_event_id && trim(*last_event_id).empty())
+    if (last_event_id && trim_ows(*last_event_id).empty())
         last_event_id.reset();
 
     auto range = m_log.event_range();
