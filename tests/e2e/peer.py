@@ -15,6 +15,8 @@ import threading
 import time
 import urllib.parse
 
+from posta import Response
+
 _sodium = ctypes.CDLL("libsodium.so.23")
 if _sodium.sodium_init() < 0:
     raise RuntimeError("sodium_init failed")
@@ -58,19 +60,6 @@ class Keypair:
         if _sodium.crypto_sign_detached(signature, ctypes.byref(length), data, len(data), self.secret) != 0:
             raise RuntimeError("crypto_sign_detached failed")
         return signature.raw
-
-
-class Reply:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers  # lower-cased names
-        self.body = body
-
-    def json(self):
-        return json.loads(self.body)
-
-    def __repr__(self):
-        return f"<Reply {self.status} {self.headers} {self.body[:300]!r}>"
 
 
 class Peer:
@@ -207,7 +196,7 @@ class Peer:
             conn.endheaders(body)
             resp = conn.getresponse()
             data = resp.read()
-            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
         finally:
             conn.close()
 

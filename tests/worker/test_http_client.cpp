@@ -1,6 +1,7 @@
 // HttpClient against a real HTTP server on 127.0.0.1: a thread per accepted
 // connection, each running a test's script with blocking sockets, while the
 // test's own thread drives the client's libuv loop.
+#include "test_loop.h"
 #include "worker/http_client.h"
 
 #include <doctest/doctest.h>
@@ -20,6 +21,8 @@
 #include <thread>
 
 using namespace posta;
+using posta::test::RefusingPort;
+using posta::test::TestLoop;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
@@ -260,40 +263,6 @@ std::string response(std::string_view status, std::string_view headers, std::str
         + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
 }
 
-// A private loop for one test. run_until() turns it until a condition holds
-// or a deadline passes; a 10 ms tick keeps a turn from blocking forever.
-class Loop {
-public:
-    Loop()
-    {
-        uv_loop_init(&m_loop);
-        uv_timer_init(&m_loop, &m_tick);
-    }
-    ~Loop()
-    {
-        uv_close(reinterpret_cast<uv_handle_t*>(&m_tick), nullptr);
-        uv_run(&m_loop, UV_RUN_DEFAULT);
-        // Every handle the client made is closed and freed.
-        CHECK(uv_loop_close(&m_loop) == 0);
-    }
-    uv_loop_t* get() { return &m_loop; }
-
-    template<typename Predicate>
-    bool run_until(Predicate done, std::chrono::milliseconds limit = 5s)
-    {
-        auto deadline = Clock::now() + limit;
-        uv_timer_start(&m_tick, [](uv_timer_t*) noexcept {}, 10, 10);
-        while (!done() && Clock::now() < deadline)
-            uv_run(&m_loop, UV_RUN_ONCE);
-        uv_timer_stop(&m_tick);
-        return done();
-    }
-
-private:
-    uv_loop_t m_loop;
-    uv_timer_t m_tick;
-};
-
 struct Outcome {
     int calls = 0;
     std::optional<Result<HttpClientResponse>> result;
@@ -322,7 +291,7 @@ struct Outcome {
     }
 };
 
-std::unique_ptr<HttpClient> make_client(Loop& loop)
+std::unique_ptr<HttpClient> make_client(TestLoop& loop)
 {
     REQUIRE(HttpClient::init_global().ok());
     auto client = HttpClient::create(loop.get(), "test");
@@ -337,20 +306,6 @@ HttpClientRequest get(std::string url)
     return request;
 }
 
-// An unused port: bound, then released, so connecting to it is refused.
-uint16_t closed_port()
-{
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address {};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    socklen_t length = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
-
 void answer_hello(Connection& c)
 {
     if (c.read_request())
@@ -361,7 +316,7 @@ void answer_hello(Connection& c)
 
 TEST_CASE("a GET returns the status, the body and the headers with lower-cased names")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server(answer_hello);
     auto client = make_client(loop);
 
@@ -389,7 +344,7 @@ TEST_CASE("a GET returns the status, the body and the headers with lower-cased n
 
 TEST_CASE("a host name is resolved without blocking and the request completes")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server(answer_hello);
     auto client = make_client(loop);
 
@@ -402,7 +357,7 @@ TEST_CASE("a host name is resolved without blocking and the request completes")
 
 TEST_CASE("a POST body arrives exactly as given, with the caller's headers and no Expect")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server([](Connection& c) {
         if (auto request = c.read_request())
             c.send(response("202 Accepted", "Content-Type: application/json\r\n", R"({"status": "accepted"})"));
@@ -439,7 +394,7 @@ TEST_CASE("a POST body arrives exactly as given, with the caller's headers and n
 
 TEST_CASE("a POST without a Content-Type sends none rather than a form type")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server([](Connection& c) {
         if (c.read_request())
             c.send(response("204 No Content", "", ""));
@@ -461,7 +416,7 @@ TEST_CASE("a POST without a Content-Type sends none rather than a form type")
 
 TEST_CASE("a 503 answer is passed through as a response, not an error")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server([](Connection& c) {
         if (c.read_request())
             c.send(response("503 Service Unavailable", "Retry-After: 7\r\n", R"({"error": "busy"})"));
@@ -478,7 +433,7 @@ TEST_CASE("a 503 answer is passed through as a response, not an error")
 
 TEST_CASE("a redirect is returned as it is, never followed")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server([](Connection& c) {
         if (c.read_request())
             c.send(response("302 Found", "Location: /elsewhere\r\n", ""));
@@ -497,7 +452,7 @@ TEST_CASE("a response followed at once by a reset is still read")
 {
     // The reset makes epoll report an error on the socket while the answer
     // still waits in its receive buffer; curl must get to read it.
-    Loop loop;
+    TestLoop loop;
     TestServer server([](Connection& c) {
         if (!c.read_request())
             return;
@@ -516,9 +471,10 @@ TEST_CASE("a response followed at once by a reset is still read")
 
 TEST_CASE("a refused connection is a Connect error with curl's message and the URL")
 {
-    Loop loop;
+    TestLoop loop;
     auto client = make_client(loop);
-    std::string url = "http://127.0.0.1:" + std::to_string(closed_port()) + "/";
+    RefusingPort refusing;
+    std::string url = refusing.url() + "/";
 
     Outcome outcome;
     client->start(get(url), outcome.callback());
@@ -531,9 +487,10 @@ TEST_CASE("a refused connection is a Connect error with curl's message and the U
 
 TEST_CASE("the first address a request tried is kept per host and port, refused or not")
 {
-    Loop loop;
+    TestLoop loop;
     auto client = make_client(loop);
-    std::string port = std::to_string(closed_port());
+    RefusingPort refusing;
+    std::string port = std::to_string(refusing.port());
     std::string url = "http://127.0.0.1:" + port + "/inbox";
     CHECK_FALSE(client->address_of(url).has_value());
 
@@ -561,7 +518,7 @@ TEST_CASE("the first address a request tried is kept per host and port, refused 
 
 TEST_CASE("https to a server that does not speak TLS is a Tls error")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server([](Connection& c) {
         if (c.read_some())
             c.send("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
@@ -576,7 +533,7 @@ TEST_CASE("https to a server that does not speak TLS is a Tls error")
 
 TEST_CASE("HEAD and DELETE are sent with their method, and HEAD reads no body")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server([](Connection& c) {
         while (auto request = c.read_request()) {
             if (request->head.starts_with("HEAD "))
@@ -610,7 +567,7 @@ TEST_CASE("HEAD and DELETE are sent with their method, and HEAD reads no body")
 
 TEST_CASE("a server that never answers times out within the configured timeout")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server([](Connection& c) { c.hold(); });
     auto client = make_client(loop);
 
@@ -628,7 +585,7 @@ TEST_CASE("a server that never answers times out within the configured timeout")
 
 TEST_CASE("a Content-Length beyond the bound fails with TooLarge before the body comes")
 {
-    Loop loop;
+    TestLoop loop;
     // Announces a large body, sends a little of it, then stalls: only the
     // Content-Length can tell the client in time.
     TestServer server([](Connection& c) {
@@ -653,7 +610,7 @@ TEST_CASE("a Content-Length beyond the bound fails with TooLarge before the body
 
 TEST_CASE("a chunked body that grows past the bound is cut off with TooLarge")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server([](Connection& c) {
         if (!c.read_request())
             return;
@@ -676,7 +633,7 @@ TEST_CASE("a chunked body that grows past the bound is cut off with TooLarge")
 
 TEST_CASE("a body exactly at the bound is accepted")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server([](Connection& c) {
         if (c.read_request())
             c.send(response("200 OK", "", std::string(1000, 'c')));
@@ -693,7 +650,7 @@ TEST_CASE("a body exactly at the bound is accepted")
 
 TEST_CASE("a response head past its bound fails with TooLarge")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server([](Connection& c) {
         if (!c.read_request())
             return;
@@ -712,7 +669,7 @@ TEST_CASE("a response head past its bound fails with TooLarge")
 
 TEST_CASE("two concurrent requests both complete")
 {
-    Loop loop;
+    TestLoop loop;
     // Neither is answered before both connections are open: they are in
     // flight at the same time.
     TestServer server([&](Connection& c) {
@@ -740,7 +697,7 @@ TEST_CASE("two concurrent requests both complete")
 
 TEST_CASE("cancel calls the callback once, later, with Cancelled")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server([](Connection& c) {
         if (c.read_request())
             c.hold();
@@ -764,7 +721,7 @@ TEST_CASE("cancel calls the callback once, later, with Cancelled")
 
 TEST_CASE("a callback is never called from inside start, even for a bad request")
 {
-    Loop loop;
+    TestLoop loop;
     auto client = make_client(loop);
 
     Outcome bad_header;
@@ -793,7 +750,7 @@ TEST_CASE("a callback is never called from inside start, even for a bad request"
 
 TEST_CASE("a callback may start the next request")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server(answer_hello);
     auto client = make_client(loop);
 
@@ -812,7 +769,7 @@ TEST_CASE("a callback may start the next request")
 
 TEST_CASE("close cancels every request in flight and refuses later ones")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server([](Connection& c) {
         if (c.read_request())
             c.hold();
@@ -843,7 +800,7 @@ TEST_CASE("close cancels every request in flight and refuses later ones")
 
 TEST_CASE("destroying the client with requests in flight calls no callback and leaves no handle")
 {
-    Loop loop;
+    TestLoop loop;
     TestServer server([](Connection& c) {
         if (c.read_request())
             c.hold();
@@ -861,12 +818,12 @@ TEST_CASE("destroying the client with requests in flight calls no callback and l
     loop.run_until([] { return false; }, 100ms);
     CHECK(held.calls == 0);
     CHECK(queued.calls == 0);
-    // ~Loop checks that uv_loop_close finds no handle left.
+    // ~TestLoop checks that uv_loop_close finds no handle left.
 }
 
 TEST_CASE("a callback may destroy the client; the callbacks still queued are dropped")
 {
-    Loop loop;
+    TestLoop loop;
     auto client = make_client(loop);
 
     int calls = 0;

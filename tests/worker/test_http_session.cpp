@@ -2,9 +2,7 @@
 // answer later: pipelining waits for each answer, in order; a session closed
 // under a working handler drops the late answer safely; handler bugs become
 // 500s; stop() ends connections gracefully.
-#include "test_support.h"
-#include "worker/http_session.h"
-#include "worker/router.h"
+#include "session_harness.h"
 
 #include <doctest/doctest.h>
 #include <functional>
@@ -23,125 +21,38 @@ std::string get(std::string_view path, std::string_view extra = {})
     return "GET " + std::string(path) + " HTTP/1.1\r\n" + std::string(host) + std::string(extra) + "\r\n";
 }
 
-// A loop with one session and the client end of its connection. The loop
-// watches the client socket too, so uv_run(UV_RUN_ONCE) returns whenever
-// either side has news; a deadline timer bounds every wait.
-class Harness {
+// The session harness with routes that answer at once, later (the test
+// keeps the Responder), never, or by throwing.
+class Harness : public SessionHarness {
 public:
     explicit Harness(std::string prefix = {})
     {
-        REQUIRE(uv_loop_init(&m_loop) == 0);
-        m_router.add("GET", "/sync", [](Request request, Responder responder) {
+        router.add("GET", "/sync", [](Request request, Responder responder) {
             Response r;
             r.body = "sync " + request.query;
             responder.respond(std::move(r));
         });
-        m_router.add_prefix("GET", "/later", [this](Request request, Responder responder) {
+        router.add_prefix("GET", "/later", [this](Request request, Responder responder) {
             received.push_back(std::move(request));
             waiting.push_back(std::move(responder));
         });
-        m_router.add("GET", "/drop", [](Request, Responder) {});
-        m_router.add("GET", "/throw", [](Request, Responder) { throw std::runtime_error("boom"); });
-
-        m_context.loop = &m_loop;
-        m_context.router = &m_router;
-        m_context.host_key = "arne.test";
-        m_context.max_head_bytes = 4096;
-        m_context.max_body_bytes = 1024;
-        m_context.head_timeout = std::chrono::seconds(5);
-        m_context.on_closed = [this](HttpSession&) { ++closed; };
-
-        TcpPair pair = make_tcp_pair();
-        m_client = std::move(pair.client);
-        auto session = HttpSession::create(m_context, std::move(pair.server), "127.0.0.1:1", "127.0.0.1", prefix);
-        REQUIRE(session.ok());
-        m_session = session.value();
-
-        REQUIRE(uv_poll_init(&m_loop, &m_client_poll, m_client.get()) == 0);
-        m_client_poll.data = this;
-        uv_poll_start(&m_client_poll, UV_READABLE, [](uv_poll_t* poll, int, int) noexcept {
-            static_cast<Harness*>(poll->data)->read_client();
-        });
-        uv_timer_init(&m_loop, &m_deadline);
-        m_deadline.data = this;
-    }
-
-    ~Harness()
-    {
-        if (closed == 0)
-            m_session->abort("test over");
-        uv_close(reinterpret_cast<uv_handle_t*>(&m_client_poll), nullptr);
-        uv_close(reinterpret_cast<uv_handle_t*>(&m_deadline), nullptr);
-        uv_run(&m_loop, UV_RUN_DEFAULT);
-        CHECK(uv_loop_close(&m_loop) == 0);
-    }
-
-    HttpSession& session() { return *m_session; }
-
-    void send(std::string_view bytes)
-    {
-        REQUIRE(::send(m_client.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
-    }
-
-    // Runs the loop until `done` (asked once per turn) holds or the deadline.
-    bool pump_until(std::function<bool()> const& done, uint64_t timeout_ms = 5000)
-    {
-        m_timed_out = false;
-        uv_timer_start(&m_deadline, [](uv_timer_t* t) noexcept { static_cast<Harness*>(t->data)->m_timed_out = true; },
-            timeout_ms, 0);
-        bool met = false;
-        while (!(met = done()) && !m_timed_out)
-            uv_run(&m_loop, UV_RUN_ONCE);
-        uv_timer_stop(&m_deadline);
-        return met;
-    }
-
-    // Runs whatever is ready, without waiting for anything new.
-    void settle()
-    {
-        for (int i = 0; i < 8; ++i)
-            uv_run(&m_loop, UV_RUN_NOWAIT);
+        router.add("GET", "/drop", [](Request, Responder) {});
+        router.add("GET", "/throw", [](Request, Responder) { throw std::runtime_error("boom"); });
+        context.max_head_bytes = 4096;
+        context.max_body_bytes = 1024;
+        context.head_timeout = std::chrono::seconds(5);
+        start(std::move(prefix));
     }
 
     std::optional<HttpResponse> response()
     {
         std::optional<HttpResponse> out;
-        pump_until([&] { return (out = take_response(m_input)).has_value(); });
+        pump_until([&] { return (out = take_response(input)).has_value(); });
         return out;
-    }
-
-    bool client_sees_close()
-    {
-        return pump_until([&] { return m_client_eof; });
     }
 
     std::vector<Request> received;
     std::vector<Responder> waiting;
-    int closed = 0;
-
-private:
-    void read_client()
-    {
-        char buf[16384];
-        ssize_t n = ::recv(m_client.get(), buf, sizeof buf, MSG_DONTWAIT);
-        if (n > 0) {
-            m_input.append(buf, static_cast<size_t>(n));
-        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-            m_client_eof = true;
-            uv_poll_stop(&m_client_poll);
-        }
-    }
-
-    uv_loop_t m_loop {};
-    Router m_router;
-    SessionContext m_context;
-    UniqueFd m_client;
-    HttpSession* m_session = nullptr;
-    uv_poll_t m_client_poll {};
-    uv_timer_t m_deadline {};
-    bool m_timed_out = false;
-    std::string m_input;
-    bool m_client_eof = false;
 };
 
 Response text(std::string body)

@@ -2,6 +2,7 @@
 // one-hour TTL, the forced-refetch budget, and fetches of one URL coalesced.
 // Fetches go to a bound but not listening port on 127.0.0.1, which refuses
 // at once; fetches that succeed are covered end to end (tests/e2e/test_inbox.py).
+#include "test_loop.h"
 #include "test_support.h"
 #include "worker/base64url.h"
 #include "worker/http_client.h"
@@ -52,61 +53,6 @@ Error parse_error(std::string const& body)
     return peer.error();
 }
 
-// A private loop; run_until() turns it until a condition holds or a
-// deadline passes (a 10 ms tick keeps a turn from blocking forever).
-class Loop {
-public:
-    Loop()
-    {
-        uv_loop_init(&m_loop);
-        uv_timer_init(&m_loop, &m_tick);
-    }
-    ~Loop()
-    {
-        uv_close(reinterpret_cast<uv_handle_t*>(&m_tick), nullptr);
-        uv_run(&m_loop, UV_RUN_DEFAULT);
-        CHECK(uv_loop_close(&m_loop) == 0);
-    }
-    uv_loop_t* get() { return &m_loop; }
-
-    template<typename Predicate>
-    bool run_until(Predicate done, std::chrono::milliseconds limit = 5s)
-    {
-        auto deadline = Clock::now() + limit;
-        uv_timer_start(&m_tick, [](uv_timer_t*) noexcept {}, 10, 10);
-        while (!done() && Clock::now() < deadline)
-            uv_run(&m_loop, UV_RUN_ONCE);
-        uv_timer_stop(&m_tick);
-        return done();
-    }
-
-private:
-    uv_loop_t m_loop;
-    uv_timer_t m_tick;
-};
-
-// A TCP port on 127.0.0.1 that is bound but never listens: a connection to
-// it is refused at once.
-class RefusingPort {
-public:
-    RefusingPort()
-        : m_fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0))
-    {
-        sockaddr_in address {};
-        address.sin_family = AF_INET;
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(m_fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-        socklen_t length = sizeof address;
-        REQUIRE(::getsockname(m_fd.get(), reinterpret_cast<sockaddr*>(&address), &length) == 0);
-        m_url = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
-    }
-    std::string const& url() const { return m_url; }
-
-private:
-    UniqueFd m_fd;
-    std::string m_url;
-};
-
 // A store, a client and a directory whose clock the test sets.
 struct Fixture {
     Fixture()
@@ -144,7 +90,7 @@ struct Fixture {
 
     TempDir dir;
     Store store;
-    Loop loop;
+    TestLoop loop;
     std::unique_ptr<posta::HttpClient> http;
     std::unique_ptr<PeerDirectory> peers;
     std::chrono::system_clock::time_point now = std::chrono::system_clock::time_point(std::chrono::hours(500'000));

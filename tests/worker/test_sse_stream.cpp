@@ -2,9 +2,7 @@
 // drives: the head's framing, writes, the owner's close (flushing), the
 // client's close, a graceful stop, backpressure (queued bytes, drained) and
 // abort, HEAD, and the slot's safety once the connection is gone.
-#include "test_support.h"
-#include "worker/http_session.h"
-#include "worker/router.h"
+#include "session_harness.h"
 
 #include <doctest/doctest.h>
 #include <functional>
@@ -33,14 +31,13 @@ struct Head {
     }
 };
 
-// One loop, one session, the client's end. Like test_http_session's harness,
-// with a /stream route whose streams the test keeps and drives.
-class Harness {
+// The session harness with a /stream route whose streams the test keeps and
+// drives, a /later route whose Responders it keeps, and /sync.
+class Harness : public SessionHarness {
 public:
     explicit Harness(int server_sndbuf = 0)
     {
-        REQUIRE(uv_loop_init(&m_loop) == 0);
-        m_router.add("GET", "/stream", [this](Request, Responder responder) {
+        router.add("GET", "/stream", [this](Request, Responder responder) {
             Response head;
             head.headers.set("Content-Type", "text/event-stream");
             head.body = first_bytes;
@@ -50,80 +47,22 @@ public:
             stream->set_on_drained([this] { ++drained; });
             streams.push_back(std::move(stream));
         });
-        m_router.add("GET", "/later", [this](Request, Responder responder) { waiting.push_back(std::move(responder)); });
-        m_router.add("GET", "/sync", [this](Request, Responder responder) {
+        router.add("GET", "/later", [this](Request, Responder responder) { waiting.push_back(std::move(responder)); });
+        router.add("GET", "/sync", [this](Request, Responder responder) {
             ++sync_calls;
             responder.respond(Response {});
         });
-
-        m_context.loop = &m_loop;
-        m_context.router = &m_router;
-        m_context.host_key = "arne.test";
-        m_context.on_closed = [this](HttpSession&) { ++closed; };
-
-        TcpPair pair = make_tcp_pair();
-        if (server_sndbuf > 0) {
-            // A small kernel buffer on our end, so a client that does not
-            // read soon leaves bytes queued in the session. (Not the
-            // client's receive buffer: shrinking it after the handshake
-            // makes the kernel retransmit with backoff, for seconds.)
-            REQUIRE(::setsockopt(pair.server.get(), SOL_SOCKET, SO_SNDBUF, &server_sndbuf, sizeof server_sndbuf) == 0);
-        }
-        m_client = std::move(pair.client);
-        auto session = HttpSession::create(m_context, std::move(pair.server), "127.0.0.1:1", "127.0.0.1", {});
-        REQUIRE(session.ok());
-        m_session = session.value();
-
-        REQUIRE(uv_poll_init(&m_loop, &m_client_poll, m_client.get()) == 0);
-        m_client_poll.data = this;
-        resume_reading();
-        uv_timer_init(&m_loop, &m_deadline);
-        m_deadline.data = this;
+        // A small kernel buffer on our end, so a client that does not read
+        // soon leaves bytes queued in the session. (Not the client's receive
+        // buffer: shrinking it after the handshake makes the kernel
+        // retransmit with backoff, for seconds.)
+        start({}, server_sndbuf);
     }
 
     ~Harness()
     {
         streams.clear();
         waiting.clear();
-        if (closed == 0)
-            m_session->abort("test over");
-        uv_close(reinterpret_cast<uv_handle_t*>(&m_client_poll), nullptr);
-        uv_close(reinterpret_cast<uv_handle_t*>(&m_deadline), nullptr);
-        uv_run(&m_loop, UV_RUN_DEFAULT);
-        CHECK(uv_loop_close(&m_loop) == 0);
-    }
-
-    HttpSession& session() { return *m_session; }
-
-    void send(std::string_view bytes)
-    {
-        REQUIRE(::send(m_client.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
-    }
-    void close_client() { m_client.reset(); uv_poll_stop(&m_client_poll); }
-
-    void pause_reading() { uv_poll_stop(&m_client_poll); }
-    void resume_reading()
-    {
-        uv_poll_start(&m_client_poll, UV_READABLE, [](uv_poll_t* poll, int, int) noexcept {
-            static_cast<Harness*>(poll->data)->read_client();
-        });
-    }
-
-    bool pump_until(std::function<bool()> const& done, uint64_t timeout_ms = 5000)
-    {
-        m_timed_out = false;
-        uv_timer_start(&m_deadline, [](uv_timer_t* t) noexcept { static_cast<Harness*>(t->data)->m_timed_out = true; },
-            timeout_ms, 0);
-        bool met = false;
-        while (!(met = done()) && !m_timed_out)
-            uv_run(&m_loop, UV_RUN_ONCE);
-        uv_timer_stop(&m_deadline);
-        return met;
-    }
-    void settle()
-    {
-        for (int i = 0; i < 8; ++i)
-            uv_run(&m_loop, UV_RUN_NOWAIT);
     }
 
     // The streamed answer's head, once it is all there; the rest of the
@@ -150,7 +89,6 @@ public:
         return out;
     }
     bool body_reaches(size_t bytes) { return pump_until([&] { return input.size() >= bytes; }); }
-    bool client_sees_close() { return pump_until([&] { return client_eof; }); }
 
     std::string first_bytes;
     std::vector<std::shared_ptr<ResponseStream>> streams;
@@ -158,31 +96,6 @@ public:
     int stream_closed = 0;
     int drained = 0;
     int sync_calls = 0;
-    int closed = 0;
-    std::string input;
-    bool client_eof = false;
-
-private:
-    void read_client()
-    {
-        char buf[65536];
-        ssize_t n = ::recv(m_client.get(), buf, sizeof buf, MSG_DONTWAIT);
-        if (n > 0) {
-            input.append(buf, static_cast<size_t>(n));
-        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-            client_eof = true;
-            uv_poll_stop(&m_client_poll);
-        }
-    }
-
-    uv_loop_t m_loop {};
-    Router m_router;
-    SessionContext m_context;
-    UniqueFd m_client;
-    HttpSession* m_session = nullptr;
-    uv_poll_t m_client_poll {};
-    uv_timer_t m_deadline {};
-    bool m_timed_out = false;
 };
 
 }
