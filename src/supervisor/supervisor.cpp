@@ -247,7 +247,8 @@ void Supervisor::on_connection(UniqueFd fd, SocketAddress const& peer)
 {
     // Fast path: with TCP_DEFER_ACCEPT the head is usually all there. Peek
     // it, route it, pass the untouched socket: the worker reads the request
-    // itself, and the supervisor allocates nothing.
+    // itself. The one allocation is the host key's string, and only for a
+    // key longer than std::string's inline capacity (15 bytes).
     ssize_t n = ::recv(fd.get(), m_peek_buffer.data(), m_peek_buffer.size(), MSG_PEEK);
     if (n == 0)
         return; // closed before sending anything
