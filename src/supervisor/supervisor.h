@@ -120,7 +120,7 @@ private:
     // also in deadline order and one timer serves them all.
     std::list<std::unique_ptr<Pending>> m_pending;
     UvHandle<uv_timer_t> m_head_timer;
-    // One peek buffer for every new connection: no allocation on the fast path.
+    // One peek buffer for every new connection: the fast path reads no head into a buffer of its own.
     std::vector<char> m_peek_buffer;
     HeadPeek m_fast_head;
 
