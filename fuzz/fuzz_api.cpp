@@ -9,8 +9,8 @@
 // is not JSON, or a message that reads back different from what was sent.
 #include "fuzz_invariant.h"
 #include "worker/api_server.h"
-#include "worker/api_token.h"
-#include "worker/router.h"
+#include "protocol/api_token.h"
+#include "http/router.h"
 #include "worker/store.h"
 
 #include <cstdint>

@@ -5,9 +5,9 @@
 // otherwise a message accepted here could not be relayed or re-read.
 #include "common/host_key.h"
 #include "fuzz_invariant.h"
-#include "worker/base64url.h"
-#include "worker/envelope.h"
-#include "worker/timestamp.h"
+#include "protocol/base64url.h"
+#include "protocol/envelope.h"
+#include "protocol/timestamp.h"
 
 #include <array>
 #include <chrono>

@@ -9,8 +9,8 @@
 #include "common/log.h"
 #include "common/unique_fd.h"
 #include "fuzz_invariant.h"
-#include "worker/http_session.h"
-#include "worker/router.h"
+#include "http/http_session.h"
+#include "http/router.h"
 
 #include <cerrno>
 #include <cstdint>

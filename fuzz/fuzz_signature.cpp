@@ -4,8 +4,8 @@
 // parsed signature must format back to an equivalent header, and must verify
 // against a key only if it is that key's signature of exactly those bytes.
 #include "fuzz_invariant.h"
-#include "worker/http_message.h"
-#include "worker/signature.h"
+#include "http/http_message.h"
+#include "protocol/signature.h"
 
 #include <array>
 #include <cstdint>

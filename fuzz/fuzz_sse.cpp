@@ -8,7 +8,7 @@
 // forged by the bytes of another's data.
 #include "common/log.h"
 #include "fuzz_invariant.h"
-#include "worker/router.h"
+#include "http/router.h"
 #include "worker/sse_hub.h"
 
 #include <algorithm>

@@ -4,9 +4,9 @@
 // toml++'s parse_error is caught here and never leaves this file.
 #include "acl.h"
 
-#include "host_key.h"
-#include "result.h"
-#include "toml_file.h"
+#include "common/host_key.h"
+#include "common/result.h"
+#include "common/toml_file.h"
 
 #include <arpa/inet.h>
 #include <algorithm>

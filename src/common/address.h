@@ -2,7 +2,7 @@
 // "[::1]:8080". Used for --listen and for client addresses in logs.
 #pragma once
 
-#include "result.h"
+#include "common/result.h"
 
 #include <string>
 #include <string_view>

@@ -4,8 +4,8 @@
 // state (ready). Both ends of a message share a name: send_X / on_X.
 #pragma once
 
-#include "result.h"
-#include "unique_fd.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
 
 #include <cstdint>
 #include <optional>

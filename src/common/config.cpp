@@ -4,8 +4,8 @@
 // caught here and never leaves this file.
 #include "config.h"
 
-#include "result.h"
-#include "toml_file.h"
+#include "common/result.h"
+#include "common/toml_file.h"
 
 #include <algorithm>
 #include <cstdint>

@@ -3,9 +3,9 @@
 // ARCHITECTURE.md, "Config file", lists the keys and defaults.
 #pragma once
 
-#include "diagnostic.h"
-#include "duration.h"
-#include "log.h"
+#include "common/diagnostic.h"
+#include "common/duration.h"
+#include "common/log.h"
 
 #include <cstddef>
 #include <string>

@@ -3,7 +3,7 @@
 // reduce a Host header and a manifest URL with the same functions here.
 #pragma once
 
-#include "result.h"
+#include "common/result.h"
 
 #include <cstdint>
 #include <optional>

@@ -4,9 +4,9 @@
 // caught here and never leaves this file.
 #include "manifest.h"
 
-#include "host_key.h"
-#include "result.h"
-#include "toml_file.h"
+#include "common/host_key.h"
+#include "common/result.h"
+#include "common/toml_file.h"
 
 #include <algorithm>
 #include <map>

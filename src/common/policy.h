@@ -5,8 +5,8 @@
 // restart.
 #pragma once
 
-#include "acl.h"
-#include "result.h"
+#include "common/acl.h"
+#include "common/result.h"
 
 #include <string>
 #include <string_view>

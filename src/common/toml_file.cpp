@@ -1,6 +1,6 @@
 #include "toml_file.h"
 
-#include "unique_fd.h"
+#include "common/unique_fd.h"
 
 #include <algorithm>
 #include <cerrno>

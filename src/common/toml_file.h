@@ -3,8 +3,8 @@
 // nodes and lines for diagnostics. Used by manifest.cpp, config.cpp, acl.cpp.
 #pragma once
 
-#include "diagnostic.h"
-#include "result.h"
+#include "common/diagnostic.h"
+#include "common/result.h"
 
 #include <optional>
 #include <string>

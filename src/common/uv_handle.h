@@ -5,7 +5,7 @@
 // the handle's own callback.
 #pragma once
 
-#include "result.h"
+#include "common/result.h"
 
 #include <uv.h>
 #include <utility>

@@ -2,7 +2,7 @@
 
 #include "common/host_key.h"
 #include "common/log.h"
-#include "systemd.h"
+#include "supervisor/systemd.h"
 
 #include <nlohmann/json.hpp>
 #include <csignal>

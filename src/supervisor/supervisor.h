@@ -13,11 +13,11 @@
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "common/uv_handle.h"
-#include "control_server.h"
-#include "head_peek.h"
-#include "listener.h"
-#include "reply.h"
-#include "worker_process.h"
+#include "supervisor/control_server.h"
+#include "supervisor/head_peek.h"
+#include "supervisor/listener.h"
+#include "supervisor/reply.h"
+#include "supervisor/worker_process.h"
 
 #include <list>
 #include <memory>

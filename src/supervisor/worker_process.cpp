@@ -2,7 +2,7 @@
 
 #include "common/channel.h"
 #include "common/log.h"
-#include "reply.h"
+#include "supervisor/reply.h"
 #include "worker/worker.h"
 
 #include <csignal>

@@ -8,12 +8,12 @@
 // sending a message without a subject.
 #include "api_server.h"
 
-#include "api_token.h"
+#include "protocol/api_token.h"
 #include "common/host_key.h"
 #include "common/log.h"
-#include "envelope.h"
-#include "message_json.h"
-#include "router.h"
+#include "protocol/envelope.h"
+#include "worker/message_json.h"
+#include "http/router.h"
 
 #include <algorithm>
 #include <array>

@@ -6,9 +6,9 @@
 // settings; the Store and the Router belong to the worker and outlive it.
 #pragma once
 
-#include "http_message.h"
-#include "responder.h"
-#include "store.h"
+#include "http/http_message.h"
+#include "http/responder.h"
+#include "worker/store.h"
 
 #include <cstddef>
 #include <functional>

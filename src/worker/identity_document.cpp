@@ -1,7 +1,7 @@
 #include "identity_document.h"
 
-#include "keys.h"
-#include "router.h"
+#include "worker/keys.h"
+#include "http/router.h"
 
 #include <nlohmann/json.hpp>
 

@@ -22,7 +22,7 @@
 #include "common/host_key.h"
 #include "common/log.h"
 #include "common/manifest.h"
-#include "router.h"
+#include "http/router.h"
 
 #include <nlohmann/json.hpp>
 

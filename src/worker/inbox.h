@@ -10,13 +10,13 @@
 #include "common/policy.h"
 #include "common/result.h"
 #include "common/uv_handle.h"
-#include "envelope.h"
-#include "http_message.h"
-#include "peer_directory.h"
-#include "responder.h"
-#include "signature.h"
-#include "store.h"
-#include "token_bucket.h"
+#include "protocol/envelope.h"
+#include "http/http_message.h"
+#include "worker/peer_directory.h"
+#include "http/responder.h"
+#include "protocol/signature.h"
+#include "worker/store.h"
+#include "worker/token_bucket.h"
 
 #include <functional>
 #include <memory>

@@ -4,10 +4,10 @@
 // key is in its array.
 #include "keys.h"
 
-#include "base64url.h"
+#include "protocol/base64url.h"
 #include "common/log.h"
 #include "common/unique_fd.h"
-#include "timestamp.h"
+#include "protocol/timestamp.h"
 
 #include <cerrno>
 #include <cstdio>

@@ -1,7 +1,7 @@
 #include "message_json.h"
 
-#include "base64url.h"
-#include "timestamp.h"
+#include "protocol/base64url.h"
+#include "protocol/timestamp.h"
 
 #include <array>
 #include <chrono>

@@ -4,7 +4,7 @@
 // Store's records; used by the Store (message.received events) and ApiServer.
 #pragma once
 
-#include "store.h"
+#include "worker/store.h"
 
 #include <cstdint>
 #include <nlohmann/json.hpp>

@@ -10,10 +10,10 @@
 
 #include "common/host_key.h"
 #include "common/log.h"
-#include "envelope.h"
-#include "keys.h"
-#include "peer_directory.h"
-#include "signature.h"
+#include "protocol/envelope.h"
+#include "worker/keys.h"
+#include "worker/peer_directory.h"
+#include "protocol/signature.h"
 
 #include <algorithm>
 #include <charconv>

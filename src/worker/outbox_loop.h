@@ -11,8 +11,8 @@
 #include "common/duration.h"
 #include "common/result.h"
 #include "common/uv_handle.h"
-#include "http_client.h"
-#include "store.h"
+#include "http/http_client.h"
+#include "worker/store.h"
 
 #include <cstddef>
 #include <cstdint>

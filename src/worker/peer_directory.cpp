@@ -8,10 +8,10 @@
 // it by crashing us.
 #include "peer_directory.h"
 
-#include "base64url.h"
+#include "protocol/base64url.h"
 #include "common/host_key.h"
 #include "common/log.h"
-#include "store.h"
+#include "worker/store.h"
 
 #include <nlohmann/json.hpp>
 

@@ -9,8 +9,8 @@
 
 #include "common/duration.h"
 #include "common/result.h"
-#include "http_client.h"
-#include "signature.h"
+#include "http/http_client.h"
+#include "protocol/signature.h"
 
 #include <chrono>
 #include <cstddef>

@@ -1,7 +1,7 @@
 #include "sandbox_probe.h"
 
 #include "common/unique_fd.h"
-#include "router.h"
+#include "http/router.h"
 
 #include <cerrno>
 #include <cstring>

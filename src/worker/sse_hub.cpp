@@ -18,7 +18,7 @@
 #include "sse_hub.h"
 
 #include "common/log.h"
-#include "router.h"
+#include "http/router.h"
 
 #include <charconv>
 #include <nlohmann/json.hpp>

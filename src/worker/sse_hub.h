@@ -7,9 +7,9 @@
 #pragma once
 
 #include "common/uv_handle.h"
-#include "http_message.h"
-#include "responder.h"
-#include "store.h"
+#include "http/http_message.h"
+#include "http/responder.h"
+#include "worker/store.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -13,8 +13,8 @@
 
 #include "common/log.h"
 #include "common/unique_fd.h"
-#include "envelope.h"
-#include "message_json.h"
+#include "protocol/envelope.h"
+#include "worker/message_json.h"
 
 #include <array>
 #include <cerrno>

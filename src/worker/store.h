@@ -8,7 +8,8 @@
 #pragma once
 
 #include "common/result.h"
-#include "sqlite.h"
+#include "protocol/api_token.h"
+#include "worker/sqlite.h"
 
 #include <array>
 #include <cstdint>
@@ -137,8 +138,6 @@ struct DeleteOutcome {
     // (a sent message deleted before it went out), already in the events table.
     std::vector<StoredEvent> events;
 };
-
-using TokenHash = std::array<unsigned char, 32>;
 
 class Store {
 public:

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "common/config.h"
+#include "common/exit_codes.h"
 #include "common/manifest.h"
 #include "common/policy.h"
 #include "common/unique_fd.h"
@@ -15,13 +16,6 @@ struct WorkerSetup {
     Config config;
     UniqueFd channel; // the worker's end of its private channel
     Policy policy;    // replaced by Policy messages after reloads
-};
-
-// Exit codes of a worker process, as the supervisor logs them.
-enum class WorkerExit : int {
-    Clean = 0,      // stopped by SIGTERM or channel close, after draining
-    StartError = 3, // keys.json or inbox.db could not be opened; see the log
-    Fatal = 4,      // a broken invariant (malformed channel message, ...)
 };
 
 // Runs the worker in the calling, freshly forked process, with a loop of its

@@ -6,8 +6,8 @@
 #pragma once
 
 #include "test_support.h"
-#include "worker/http_session.h"
-#include "worker/router.h"
+#include "http/http_session.h"
+#include "http/router.h"
 
 #include <cerrno>
 #include <doctest/doctest.h>

@@ -1,7 +1,7 @@
-#include "worker/envelope.h"
+#include "protocol/envelope.h"
 
-#include "worker/base64url.h"
-#include "worker/timestamp.h"
+#include "protocol/base64url.h"
+#include "protocol/timestamp.h"
 
 #include <algorithm>
 #include <array>

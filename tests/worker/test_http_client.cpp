@@ -2,7 +2,7 @@
 // connection, each running a test's script with blocking sockets, while the
 // test's own thread drives the client's libuv loop.
 #include "test_loop.h"
-#include "worker/http_client.h"
+#include "http/http_client.h"
 
 #include <doctest/doctest.h>
 

@@ -4,8 +4,8 @@
 // at once; fetches that succeed are covered end to end (tests/e2e/test_inbox.py).
 #include "test_loop.h"
 #include "test_support.h"
-#include "worker/base64url.h"
-#include "worker/http_client.h"
+#include "protocol/base64url.h"
+#include "http/http_client.h"
 #include "worker/peer_directory.h"
 #include "worker/store.h"
 

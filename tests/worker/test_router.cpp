@@ -1,8 +1,8 @@
 // The router's table, the Responder contract and the message helpers,
 // without sockets: a test sink stands in for the HTTP session.
-#include "worker/http_message.h"
-#include "worker/responder.h"
-#include "worker/router.h"
+#include "http/http_message.h"
+#include "http/responder.h"
+#include "http/router.h"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>

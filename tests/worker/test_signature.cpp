@@ -1,6 +1,6 @@
-#include "worker/signature.h"
+#include "protocol/signature.h"
 
-#include "worker/base64url.h"
+#include "protocol/base64url.h"
 
 #include <doctest/doctest.h>
 

@@ -4,7 +4,7 @@
 // tombstones) and group commit, the peer cache, the owner API's messages and
 // deliveries, tokens, the event log.
 #include "test_support.h"
-#include "worker/api_token.h"
+#include "protocol/api_token.h"
 #include "worker/message_json.h"
 #include "worker/sqlite.h"
 #include "worker/store.h"

@@ -1,6 +1,6 @@
 #include "test_support.h"
 
-#include "worker/http_message.h"
+#include "http/http_message.h"
 
 #include <arpa/inet.h>
 #include <cerrno>

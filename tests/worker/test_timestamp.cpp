@@ -1,4 +1,4 @@
-#include "worker/timestamp.h"
+#include "protocol/timestamp.h"
 
 #include <doctest/doctest.h>
 

@@ -4,8 +4,7 @@
 // itself is printed once and kept nowhere.
 #pragma once
 
-#include "store.h"
-
+#include <array>
 #include <string>
 #include <string_view>
 
@@ -13,6 +12,8 @@ namespace posta {
 
 // What every token starts with, so that one pasted somewhere it should not
 // be is recognisable (and findable by secret scanners).
+using TokenHash = std::array<unsigned char, 32>; // SHA-256
+
 constexpr std::string_view api_token_prefix = "posta_";
 
 // A fresh token: api_token_prefix + base64url of 32 random bytes (libsodium;

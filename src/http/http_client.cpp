@@ -23,7 +23,7 @@
 
 #include "common/address.h"
 #include "common/log.h"
-#include "http_message.h"
+#include "http/http_message.h"
 
 #include <curl/curl.h>
 

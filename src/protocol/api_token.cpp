@@ -1,6 +1,6 @@
 #include "api_token.h"
 
-#include "base64url.h"
+#include "protocol/base64url.h"
 
 #include <array>
 #include <sodium.h>

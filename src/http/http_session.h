@@ -10,8 +10,8 @@
 #include "common/duration.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
-#include "http_message.h"
-#include "responder.h"
+#include "http/http_message.h"
+#include "http/responder.h"
 
 #include <cstdint>
 #include <functional>

@@ -6,9 +6,9 @@
 // Exceptions from nlohmann are caught here and become rejections; none leave.
 #include "envelope.h"
 
-#include "base64url.h"
+#include "protocol/base64url.h"
 #include "common/host_key.h"
-#include "timestamp.h"
+#include "protocol/timestamp.h"
 
 #include <array>
 #include <nlohmann/json.hpp>

@@ -6,10 +6,10 @@
 #include "common/log.h"
 #include "common/manifest.h"
 #include "posta_version.h"
-#include "supervisor/status_command.h"
+#include "cli/status_command.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/systemd.h"
-#include "worker/api_token.h"
+#include "protocol/api_token.h"
 #include "worker/identity_dir.h"
 #include "worker/store.h"
 

@@ -23,8 +23,8 @@
 
 #include "common/host_key.h"
 #include "common/log.h"
-#include "router.h"
-#include "timestamp.h"
+#include "http/router.h"
+#include "protocol/timestamp.h"
 
 #include <algorithm>
 #include <cerrno>

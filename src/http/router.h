@@ -4,8 +4,8 @@
 // exact paths or path prefixes ("/api/messages/" for "/api/messages/<id>").
 #pragma once
 
-#include "http_message.h"
-#include "responder.h"
+#include "http/http_message.h"
+#include "http/responder.h"
 
 #include <functional>
 #include <string>

@@ -4,7 +4,7 @@
 // and writes it. Pure apart from libsodium (sodium_init() must have run).
 #pragma once
 
-#include "http_message.h"
+#include "http/http_message.h"
 
 #include <array>
 #include <cstdint>

@@ -7,7 +7,7 @@
 // owner wants, on a connection that serves nothing else (the event stream).
 #pragma once
 
-#include "http_message.h"
+#include "http/http_message.h"
 
 #include <cstddef>
 #include <functional>

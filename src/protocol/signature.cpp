@@ -3,7 +3,7 @@
 // cheap and run before any key is fetched.
 #include "signature.h"
 
-#include "base64url.h"
+#include "protocol/base64url.h"
 
 namespace posta {
 
