@@ -54,7 +54,7 @@ void make_template(std::string const& dir)
     require(store->add_token(hash_api_token(token), seeded_at_ms).ok(), "add_token");
     InboundMessage inbound { "AAECAwQFBgcICQoLDA0ODw", "https://marcus.example", std::string(own_url), "2026-11-27T08:59:00Z",
         "Hello", "text/plain", "Hi Arne" };
-    require(store->accept_inbound({ &inbound, 1 }, seeded_at_ms).ok(), "accept_inbound");
+    require(store->accept_inbound({ &inbound, 1 }, seeded_at_ms, EventSink(std::string(own_url), {})).ok(), "accept_inbound");
     OutgoingMessage outgoing { std::string(own_url), { "https://marcus.example", "http://[::1]:8080" }, "Re: Hello", "text/markdown",
         "*Hi* Marcus" };
     require(store->create_outgoing(outgoing, seeded_at_ms).ok(), "create_outgoing");
@@ -159,7 +159,8 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
     ApiServer::Settings settings;
     settings.own_url = std::string(own_url);
     settings.max_body_bytes = 4096;
-    ApiServer api(store, settings);
+    EventSink events(settings.own_url, {});
+    ApiServer api(store, events, settings);
     Router router;
     api.add_routes(router);
 

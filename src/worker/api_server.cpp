@@ -250,8 +250,9 @@ std::variant<std::vector<std::string>, Response> recipients_field(json const& ob
 
 }
 
-ApiServer::ApiServer(Store& store, Settings settings)
+ApiServer::ApiServer(Store& store, EventSink& events, Settings settings)
     : m_store(store)
+    , m_events(events)
     , m_settings(std::move(settings))
 {
 }
@@ -449,15 +450,13 @@ Response ApiServer::message(Request const& request)
     };
 
     if (request.method == "DELETE") {
-        auto deleted = m_store.delete_message(key, now_ms());
+        auto deleted = m_store.delete_message(key, now_ms(), m_events);
         if (!deleted)
             return store_failure(deleted.error(), "deleting a message");
         if (!deleted->found)
             return not_found(id);
-        if (m_settings.on_event) {
-            for (auto const& event : deleted->events)
-                m_settings.on_event(event);
-        }
+        for (auto const& event : deleted->events)
+            m_events.publish(event);
         return Response { 204, {}, {} };
     }
 

@@ -3,11 +3,13 @@
 // the outbox's deliveries. Every route checks the Bearer token against the
 // hashes in the identity's Store. It answers at once: every query is a
 // short, local SQLite call on the worker's loop. It owns nothing but its
-// settings; the Store and the Router belong to the worker and outlive it.
+// settings; the Store, the EventSink and the Router belong to the worker and
+// outlive it.
 #pragma once
 
 #include "http/http_message.h"
 #include "http/responder.h"
+#include "worker/event_sink.h"
 #include "worker/store.h"
 
 #include <cstddef>
@@ -28,13 +30,12 @@ public:
         // Called after POST /api/messages committed a message with its queued
         // deliveries: the outbox loop's cue to look at its queue.
         std::function<void()> on_queued;
-        // Called for each event the API appended to the event log (a delete
-        // that cancels queued deliveries), after its commit: for the event
-        // stream's live subscribers.
-        std::function<void(StoredEvent const&)> on_event;
     };
 
-    ApiServer(Store& store, Settings settings);
+    // The events the API appends (a delete that cancels queued deliveries)
+    // are published to `events` after their commit. Store and sink must
+    // outlive the ApiServer.
+    ApiServer(Store& store, EventSink& events, Settings settings);
     ApiServer(ApiServer const&) = delete;
     ApiServer& operator=(ApiServer const&) = delete;
 
@@ -59,6 +60,7 @@ private:
     Response store_failure(Error const& error, char const* doing);
 
     Store& m_store;
+    EventSink& m_events;
     Settings m_settings;
 };
 

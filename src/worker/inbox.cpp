@@ -8,7 +8,7 @@
 //              key asks the directory for one forced refetch, then 401;
 //   enqueue()  into the batch of this loop turn;
 //   commit_batch()  one accept_inbound() transaction for the whole batch,
-//              then 202/200 for each, then on_received for each new one.
+//              then 202/200 for each, then each new one's event published.
 // The body over max_body_bytes (413) never reaches us: HttpSession refuses
 // it from its Content-Length, or as soon as a chunked body passes the bound,
 // before anything here runs, and without ever truncating it.
@@ -100,19 +100,21 @@ Headers retry_after(RateDecision decision)
 }
 
 Result<std::unique_ptr<Inbox>> Inbox::create(uv_loop_t* loop, IdentityEntry const& identity, Store& store,
-    PeerDirectory& peers, Policy const& policy)
+    PeerDirectory& peers, Policy const& policy, EventSink& events)
 {
     auto url = parse_identity_url(identity.url);
     if (!url)
         return url.error();
-    return std::unique_ptr<Inbox>(new Inbox(loop, std::move(url->canonical), store, peers, policy));
+    return std::unique_ptr<Inbox>(new Inbox(loop, std::move(url->canonical), store, peers, policy, events));
 }
 
-Inbox::Inbox(uv_loop_t* loop, std::string url, Store& store, PeerDirectory& peers, Policy const& policy)
+Inbox::Inbox(uv_loop_t* loop, std::string url, Store& store, PeerDirectory& peers, Policy const& policy,
+    EventSink& events)
     : m_url(std::move(url))
     , m_store(store)
     , m_peers(peers)
     , m_policy(policy)
+    , m_events(events)
     , m_rate(policy.rate_per_minute)
     , m_by_address(policy.rate_per_minute)
     , m_by_sender(policy.rate_per_minute)
@@ -308,7 +310,7 @@ void Inbox::commit_batch()
     }
 
     // Blocks for the fsync; everything in the batch waits for the same one.
-    auto outcomes = m_store.accept_inbound(messages, wall_ms());
+    auto outcomes = m_store.accept_inbound(messages, wall_ms(), m_events);
     if (outcomes && outcomes->size() != batch.size())
         outcomes = Error::message("accept_inbound", "returned " + std::to_string(outcomes->size())
                 + " outcomes for " + std::to_string(batch.size()) + " messages (a bug)");
@@ -332,18 +334,16 @@ void Inbox::commit_batch()
             d.responder.respond(Response::json(202, { { "status", "accepted" } }));
     }
 
-    if (!on_received)
-        return;
     std::weak_ptr<Inbox*> alive = m_alive;
     for (InboundOutcome const& outcome : outcomes.value()) {
         if (outcome.duplicate)
             continue;
         try {
-            on_received(outcome);
+            m_events.publish(outcome.event);
         } catch (std::exception const& e) {
-            log::error("inbox: publishing event %lld failed: %s", static_cast<long long>(outcome.event_seq), e.what());
+            log::error("inbox: publishing event %lld failed: %s", static_cast<long long>(outcome.event.seq), e.what());
         } catch (...) {
-            log::error("inbox: publishing event %lld failed", static_cast<long long>(outcome.event_seq));
+            log::error("inbox: publishing event %lld failed", static_cast<long long>(outcome.event.seq));
         }
         if (alive.expired())
             return; // a subscriber's callback destroyed us

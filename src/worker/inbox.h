@@ -2,9 +2,9 @@
 // worker of that identity. It runs the protocol's checks in their order
 // (rate limits, envelope, recipient, ACL, signature against the sender's key
 // from the PeerDirectory), stores what passes in group commits and publishes
-// each new message. It owns its rate limiters, the batch waiting for the
-// next commit and that batch's timer; the store, the peer directory and the
-// policy are the worker's.
+// each new message's event through the EventSink. It owns its rate limiters,
+// the batch waiting for the next commit and that batch's timer; the store,
+// the peer directory, the sink and the policy are the worker's.
 #pragma once
 
 #include "common/policy.h"
@@ -15,6 +15,7 @@
 #include "worker/peer_directory.h"
 #include "http/responder.h"
 #include "protocol/signature.h"
+#include "worker/event_sink.h"
 #include "worker/store.h"
 #include "worker/token_bucket.h"
 
@@ -36,10 +37,13 @@ constexpr std::string_view signature_auth_scheme = "Posta-Signature";
 class Inbox {
 public:
     // `policy` is read at every request, so a Policy the supervisor sends
-    // after a reload applies from the next delivery on. Store, directory and
-    // policy must outlive the inbox. Fails only on a bad identity URL.
+    // after a reload applies from the next delivery on. Each message stored
+    // (not a duplicate) has its message.received event published to
+    // `events` after the commit and its answer, in commit order. Store,
+    // directory, policy and sink must outlive the inbox. Fails only on a bad
+    // identity URL.
     static Result<std::unique_ptr<Inbox>> create(uv_loop_t*, IdentityEntry const&, Store&, PeerDirectory&,
-        Policy const& policy);
+        Policy const& policy, EventSink& events);
 
     // Drops the batch not yet committed (its requests get no answer; call
     // this after their connections are gone) and closes the timer.
@@ -50,19 +54,12 @@ public:
     // POST /inbox.
     void add_routes(Router&);
 
-    // Called once for each message stored (not for duplicates), after the
-    // commit and its answer, in commit order. Must not throw.
-    std::function<void(InboundOutcome const&)> on_received;
-
-    // Deliveries verified and waiting for the next commit.
-    size_t batch_size() const { return m_batch.size(); }
-
 private:
     enum class KeySource { Cache, Fetch, Refetch };
     struct Delivery; // one request between its checks and its answer
     struct Trampolines;
 
-    Inbox(uv_loop_t*, std::string url, Store&, PeerDirectory&, Policy const&);
+    Inbox(uv_loop_t*, std::string url, Store&, PeerDirectory&, Policy const&, EventSink&);
 
     void handle(Request, Responder);
     void on_key(std::shared_ptr<Delivery> const&, Result<Peer>, KeySource);
@@ -75,6 +72,7 @@ private:
     Store& m_store;
     PeerDirectory& m_peers;
     Policy const& m_policy;
+    EventSink& m_events;
     unsigned m_rate = 0; // the rate_per_minute the limiters were made for
     RateLimiter m_by_address;
     RateLimiter m_by_sender;

@@ -1,10 +1,11 @@
 // The owner API's wire objects (PROTOCOL.md, "Owner API"): the <message> and
 // <delivery> JSON objects, as the API answers them and as the event stream
 // publishes them, and the opaque list cursor. Pure functions over the
-// Store's records; used by the Store (message.received events) and ApiServer.
+// Store's records (store_records.h); used by the EventSink (the events' data)
+// and ApiServer.
 #pragma once
 
-#include "worker/store.h"
+#include "worker/store_records.h"
 
 #include <cstdint>
 #include <nlohmann/json.hpp>

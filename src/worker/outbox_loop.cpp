@@ -101,12 +101,13 @@ int64_t to_ms(Duration duration)
 }
 
 OutboxLoop::OutboxLoop(uv_loop_t* loop, Store& store, PeerDirectory& peers, HttpClient& http, Keys const& keys,
-    Settings settings)
+    EventSink& events, Settings settings)
     : m_loop(loop)
     , m_store(store)
     , m_peers(peers)
     , m_http(http)
     , m_keys(keys)
+    , m_events(events)
     , m_settings(std::move(settings))
     , m_timer(make_timer(loop, this))
     , m_alive(std::make_shared<OutboxLoop*>(this))
@@ -336,7 +337,7 @@ void OutboxLoop::finish(std::string const& recipient, AttemptOutcome outcome, st
         break;
     }
 
-    auto event = m_store.update_delivery(delivery.message_seq, delivery.to, update, now);
+    auto event = m_store.update_delivery(delivery.message_seq, delivery.to, update, now, m_events);
     if (!event) {
         // Left queued and due: the next scan tries again (at-least-once).
         log::error("outbox: recording the delivery of %s to %s: %s", delivery.message_id.c_str(),
@@ -351,8 +352,7 @@ void OutboxLoop::finish(std::string const& recipient, AttemptOutcome outcome, st
     if (update.state == DeliveryState::Failed)
         log::warn("outbox: delivery of %s to %s failed: %s", delivery.message_id.c_str(), delivery.to.c_str(),
             update.last_error ? update.last_error->c_str() : "");
-    if (m_settings.on_event)
-        m_settings.on_event(*event.value());
+    m_events.publish(*event.value());
     wake();
 }
 

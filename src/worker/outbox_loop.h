@@ -4,14 +4,15 @@
 // the identity's Keys and POSTs it over the worker's HttpClient. All its
 // state that matters is in inbox.db, so a restart or kill -9 resumes the
 // queue; in memory it keeps only the requests in flight, one uv timer and the
-// per-host circuits. The Store, PeerDirectory, HttpClient and Keys are the
-// worker's and must outlive it.
+// per-host circuits. The Store, PeerDirectory, HttpClient, Keys and
+// EventSink are the worker's and must outlive it.
 #pragma once
 
 #include "common/duration.h"
 #include "common/result.h"
 #include "common/uv_handle.h"
 #include "http/http_client.h"
+#include "worker/event_sink.h"
 #include "worker/store.h"
 
 #include <cstddef>
@@ -93,15 +94,14 @@ struct OutboxSettings {
     size_t max_per_host = 4; // per destination host: the recipient's machine (its address)
     int circuit_threshold = 5;
     size_t kept_error_bytes = 1024;
-    // Called with each delivery.updated event after its commit.
-    std::function<void(StoredEvent const&)> on_event;
 };
 
 class OutboxLoop {
 public:
     using Settings = OutboxSettings;
 
-    OutboxLoop(uv_loop_t*, Store&, PeerDirectory&, HttpClient&, Keys const&, Settings);
+    // Each delivery.updated event goes to `events` after its commit.
+    OutboxLoop(uv_loop_t*, Store&, PeerDirectory&, HttpClient&, Keys const&, EventSink& events, Settings);
     // Abandons the attempts in flight (their deliveries stay queued in the
     // store and go again after the next start) and closes the timer.
     ~OutboxLoop();
@@ -137,6 +137,7 @@ private:
     PeerDirectory& m_peers;
     HttpClient& m_http;
     Keys const& m_keys;
+    EventSink& m_events;
     Settings m_settings;
     UvHandle<uv_timer_t> m_timer;
     std::unordered_map<std::string, Attempt> m_in_flight; // by recipient URL

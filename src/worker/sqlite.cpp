@@ -161,6 +161,8 @@ void SqliteStmt::reset()
 
 int64_t SqliteStmt::column_int64(int index) const { return sqlite3_column_int64(m_stmt, index); }
 
+void SqliteStmt::clear_bindings() { sqlite3_clear_bindings(m_stmt); }
+
 std::string_view SqliteStmt::column_text(int index) const
 {
     auto const* text = reinterpret_cast<char const*>(sqlite3_column_text(m_stmt, index));

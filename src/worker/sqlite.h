@@ -64,6 +64,8 @@ public:
     Result<bool> step();
     // Makes the statement ready to run again; bindings stay.
     void reset();
+    // Sets every parameter back to NULL, freeing the bound copies.
+    void clear_bindings();
 
     // Columns are 0-based, as in SQLite; valid until the next step or reset.
     int64_t column_int64(int index) const;

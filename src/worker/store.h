@@ -1,17 +1,20 @@
 // Store: the identity's SQLite database, <state_dir>/<slug>/inbox.db, opened
 // by that identity's worker alone (and by `posta-server token`). It owns the
-// connection and its prepared statements, applies the schema migrations on
-// open, and holds the queries of the inbox, the outbox loop, the API and the
-// event stream. It has no clock: callers pass the times (milliseconds since
-// the Unix epoch) that rows are stamped with. It blocks on disk (fsync at
-// every commit); the worker calls it from its loop.
+// connection and its prepared statements (StatementCache), applies the
+// schema migrations on open (store_schema.h), and holds the queries of the
+// inbox, the outbox loop, the API and the event stream, one file per table
+// group (store_*.cpp). It returns records (store_records.h), never JSON; the
+// data of the events it appends comes from the caller's EventEncoder. It has
+// no clock: callers pass the times (milliseconds since the Unix epoch) that
+// rows are stamped with. It blocks on disk (fsync at every commit); the
+// worker calls it from its loop.
 #pragma once
 
 #include "common/result.h"
 #include "protocol/api_token.h"
-#include "worker/sqlite.h"
+#include "worker/statement_cache.h"
+#include "worker/store_records.h"
 
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -20,124 +23,6 @@
 #include <vector>
 
 namespace posta {
-
-enum class Box : uint8_t { Inbox, Sent };
-// "inbox", "sent": the spelling of the schema and of the API.
-std::string_view box_name(Box);
-std::optional<Box> parse_box(std::string_view);
-
-enum class DeliveryState : uint8_t { Queued, Delivered, Failed };
-// "queued", "delivered", "failed".
-std::string_view delivery_state_name(DeliveryState);
-std::optional<DeliveryState> parse_delivery_state(std::string_view);
-
-// One delivery the inbox accepted (checked, signature verified): the
-// envelope's fields, URLs canonical, `sent_at` as the sender wrote it.
-struct InboundMessage {
-    std::string id, from, to, sent_at, subject, content_type, body;
-};
-
-struct InboundOutcome {
-    bool duplicate = false;
-    int64_t event_seq = 0;  // 0 when duplicate
-    std::string event_data; // the <message> JSON published as message.received
-};
-
-// A cached identity document of a peer.
-struct PeerRecord {
-    std::string url, public_key, name, inbox;
-    int64_t fetched_at_ms = 0;
-    std::optional<int64_t> refetched_at_ms;
-};
-
-// A message of either box, as the API shows it.
-struct StoredMessage {
-    int64_t seq = 0; // local insertion order; the list cursor
-    Box box = Box::Inbox;
-    std::string id;
-    std::string from;
-    // Sent: the recipients in the order given. Inbox: empty; the message's
-    // "to" is the identity's own URL (message_json fills it in).
-    std::vector<std::string> to;
-    std::string subject, content_type, body, sent_at;
-    std::optional<int64_t> received_at_ms; // inbox only
-    bool read = false;
-};
-
-struct MessagePage {
-    std::vector<StoredMessage> messages; // newest first
-    std::optional<int64_t> next_before;  // seq to pass as `before` for the next page; none at the end
-};
-
-// Which message an API id means. The API id of a message is its protocol id.
-// Ids are unique per (box, sender), not per identity: a message sent to
-// oneself is in both boxes under one id, and a sender could reuse another's
-// id. `box` and `from` narrow the lookup; among what still matches, the
-// first stored live message is meant, so a later arrival never shadows an
-// earlier one.
-struct MessageKey {
-    std::string_view id;
-    std::optional<Box> box;
-    std::optional<std::string_view> from;
-};
-
-// A message the owner sends: one delivery per entry of `to` (canonical
-// identity URLs, no duplicates).
-struct OutgoingMessage {
-    std::string from; // the identity's own URL
-    std::vector<std::string> to;
-    std::string subject, content_type, body;
-};
-
-struct DeliveryRecord {
-    std::string message_id;
-    std::string to;
-    DeliveryState state = DeliveryState::Queued;
-    int64_t attempts = 0;
-    std::optional<int64_t> next_attempt_at_ms; // set while queued
-    std::optional<int64_t> last_status;
-    std::optional<std::string> last_error;
-};
-
-// A queued delivery at the head of its recipient's queue, with what the
-// outbox needs to send it.
-struct PendingDelivery {
-    int64_t message_seq = 0;
-    std::string message_id, from, to, sent_at, subject, content_type, body;
-    int64_t attempts = 0;
-    int64_t next_attempt_at_ms = 0;
-    int64_t queued_at_ms = 0;
-};
-
-// The outcome of one attempt, as update_delivery() records it.
-struct DeliveryUpdate {
-    DeliveryState state = DeliveryState::Queued;
-    std::optional<int64_t> next_attempt_at_ms; // queued only
-    std::optional<int64_t> last_status;
-    std::optional<std::string> last_error;
-};
-
-struct StoredEvent {
-    int64_t seq = 0;
-    std::string type; // "message.received", "delivery.updated", ...
-    std::string data; // one line of JSON
-    int64_t created_at_ms = 0;
-};
-
-// The kept events: `oldest` is the first seq still kept (0: none kept),
-// `last` the highest seq ever given (0: none ever), also when pruned.
-struct EventRange {
-    int64_t oldest = 0;
-    int64_t last = 0;
-};
-
-// What delete_message() did.
-struct DeleteOutcome {
-    bool found = false;
-    // delivery.updated events for the queued deliveries the delete cancelled
-    // (a sent message deleted before it went out), already in the events table.
-    std::vector<StoredEvent> events;
-};
 
 class Store {
 public:
@@ -184,7 +69,8 @@ public:
     // whole batch is rolled back and the error returned; the caller must not
     // answer 202/200 for any of it. On success the outcomes are in batch
     // order and everything is on disk.
-    Result<std::vector<InboundOutcome>> accept_inbound(std::span<InboundMessage const> batch, int64_t received_at_ms);
+    Result<std::vector<InboundOutcome>> accept_inbound(std::span<InboundMessage const> batch, int64_t received_at_ms,
+        EventEncoder const& events);
 
     // -- Peer cache --------------------------------------------------------
 
@@ -207,8 +93,9 @@ public:
     // Leaves a tombstone: subject and body cleared, deleted = 1, so the id
     // answers 404 from now on while a redelivery stays a duplicate. For a sent
     // message, deliveries still queued are cancelled (failed, with
-    // last_error saying so): their content is gone.
-    Result<DeleteOutcome> delete_message(MessageKey key, int64_t now_ms);
+    // last_error saying so): their content is gone; each gets a
+    // delivery.updated event (data: events.delivery_updated()).
+    Result<DeleteOutcome> delete_message(MessageKey key, int64_t now_ms, EventEncoder const& events);
     // Stores a message in box 'sent' with a fresh id (make_message_id(), so
     // sodium_init() first), sent_at = now, and one queued delivery per
     // recipient, due now, in one transaction.
@@ -225,11 +112,12 @@ public:
     // first.
     Result<std::vector<PendingDelivery>> queue_heads();
     // Records one attempt of the delivery (message_seq, to): attempts + 1,
-    // the new state and fields, and a delivery.updated event (the <delivery>
-    // object) in the same transaction. Returns the event; nullopt, with
+    // the new state and fields, and a delivery.updated event (data:
+    // events.delivery_updated()) in the same transaction. Returns the event; nullopt, with
     // nothing changed, when the delivery is no longer queued (a delete
     // cancelled it while the attempt ran).
-    Result<std::optional<StoredEvent>> update_delivery(int64_t message_seq, std::string_view to, DeliveryUpdate const& update, int64_t now_ms);
+    Result<std::optional<StoredEvent>> update_delivery(int64_t message_seq, std::string_view to, DeliveryUpdate const& update,
+        int64_t now_ms, EventEncoder const& events);
 
     // -- API tokens --------------------------------------------------------
 
@@ -249,28 +137,18 @@ public:
     // younger than event_keep_ms; returns how many.
     Result<int64_t> prune_events(int64_t now_ms);
 
-    SqliteDb& db() { return m_db; }
-    std::string const& path() const { return m_db.path(); }
+    SqliteDb& db() { return m_sql.db(); }
+    std::string const& path() const { return m_sql.db().path(); }
 
 private:
-    enum class Query : uint8_t;
-
     explicit Store(SqliteDb db);
     static Result<Store> open_at(std::string const& dir, int version);
-    static std::string query_text(Query);
-    Result<void> configure();
-    // Brings the schema from its version up to `target`, one step at a time.
-    Result<void> migrate(int target);
-    // The prepared statement of `query`, prepared at its first use and kept.
-    Result<SqliteStmt*> statement(Query query);
     Result<int64_t> insert_event(std::string_view type, std::string_view data, int64_t now_ms);
     Result<std::optional<int64_t>> resolve(MessageKey key);
     Result<std::optional<StoredMessage>> message_by_seq(int64_t seq);
     Result<void> load_recipients(StoredMessage& message);
 
-    SqliteDb m_db;
-    // After m_db: statements are finalized before the connection closes.
-    std::vector<std::optional<SqliteStmt>> m_statements;
+    StatementCache m_sql;
 };
 
 }

@@ -19,6 +19,7 @@
 #include "common/uv_handle.h"
 #include "http/http_client.h"
 #include "http/http_session.h"
+#include "worker/event_sink.h"
 #include "worker/identity_dir.h"
 #include "worker/identity_document.h"
 #include "worker/inbox.h"
@@ -112,12 +113,16 @@ private:
 
     std::optional<Keys> m_keys;
     std::optional<Store> m_store;
-    // Destroyed in this order, before the loop closes (close_loop).
-    std::unique_ptr<Inbox> m_inbox;
-    std::unique_ptr<SseHub> m_events; // after the inbox, which publishes to it
+    // Every event goes out through this one sink, to m_events.
+    std::optional<EventSink> m_sink;
     std::unique_ptr<ApiServer> m_api;
     std::optional<StoreEventLog> m_event_log;
-    std::unique_ptr<OutboxLoop> m_outbox; // before the directory and the client it uses
+    // Reset in this order by close_loop(), before the loop closes: the
+    // publishers (inbox, outbox) before the hub they publish to, the outbox
+    // before the directory and the client it uses.
+    std::unique_ptr<Inbox> m_inbox;
+    std::unique_ptr<OutboxLoop> m_outbox;
+    std::unique_ptr<SseHub> m_events;
     std::unique_ptr<PeerDirectory> m_peers;
     std::unique_ptr<HttpClient> m_http;
     Router m_router;
@@ -219,16 +224,15 @@ Result<void> Worker::start_serving()
 {
     IdentityEntry const& identity = m_setup.identity;
     add_identity_document_route(m_router, identity, *m_keys);
-    m_api = std::make_unique<ApiServer>(*m_store,
-        ApiServer::Settings { identity.url, m_setup.config.max_body_bytes,
-            [this] {
-                if (m_outbox)
-                    m_outbox->wake();
-            },
-            [this](StoredEvent const& event) {
-                if (m_events)
-                    m_events->publish(event.seq, event.type, event.data);
-            } });
+    m_sink.emplace(identity.url, [this](StoredEvent const& event) {
+        if (m_events)
+            m_events->publish(event.seq, event.type, event.data);
+    });
+    m_api = std::make_unique<ApiServer>(*m_store, *m_sink,
+        ApiServer::Settings { identity.url, m_setup.config.max_body_bytes, [this] {
+                                 if (m_outbox)
+                                     m_outbox->wake();
+                             } });
     m_api->add_routes(m_router);
     m_event_log.emplace(*m_store);
     m_events = std::make_unique<SseHub>(&m_loop, *m_event_log,
@@ -243,7 +247,7 @@ Result<void> Worker::start_serving()
         return http.error();
     m_http = std::move(http.value());
     m_peers = std::make_unique<PeerDirectory>(*m_store, *m_http);
-    auto inbox = Inbox::create(&m_loop, identity, *m_store, *m_peers, m_setup.policy);
+    auto inbox = Inbox::create(&m_loop, identity, *m_store, *m_peers, m_setup.policy, *m_sink);
     if (!inbox)
         return inbox.error();
     m_inbox = std::move(inbox.value());
@@ -253,15 +257,8 @@ Result<void> Worker::start_serving()
     outbox.retry_base = m_setup.config.delivery_retry_base;
     outbox.retry_max = m_setup.config.delivery_retry_max;
     outbox.give_up = m_setup.config.delivery_give_up;
-    outbox.on_event = [this](StoredEvent const& event) {
-        if (m_events)
-            m_events->publish(event.seq, event.type, event.data);
-    };
-    m_outbox = std::make_unique<OutboxLoop>(&m_loop, *m_store, *m_peers, *m_http, *m_keys, std::move(outbox));
+    m_outbox = std::make_unique<OutboxLoop>(&m_loop, *m_store, *m_peers, *m_http, *m_keys, *m_sink, std::move(outbox));
     m_outbox->wake(); // resume what a previous run left queued
-    m_inbox->on_received = [this](InboundOutcome const& outcome) {
-        m_events->publish(outcome.event_seq, "message.received", outcome.event_data);
-    };
 
     m_context.loop = &m_loop;
     m_context.router = &m_router;
@@ -308,8 +305,8 @@ void Worker::close_loop()
     // The inbox's waiters go with the directory, the directory's fetches
     // with the client, which closes its handles for the uv_run below.
     m_inbox.reset();
-    m_events.reset(); // its streams' sessions are closing already
     m_outbox.reset(); // its attempts stay queued in inbox.db
+    m_events.reset(); // its streams' sessions are closing already
     m_peers.reset();
     m_http.reset();
     m_channel_poll.close();

@@ -5,6 +5,7 @@
 // deliveries, tokens, the event log.
 #include "test_support.h"
 #include "protocol/api_token.h"
+#include "worker/event_sink.h"
 #include "worker/message_json.h"
 #include "worker/sqlite.h"
 #include "worker/store.h"
@@ -229,6 +230,9 @@ InboundMessage inbound(std::string id, std::string from = "http://b.test")
         "text/plain", std::move(body) };
 }
 
+// The worker's encoder, for the identity the inbound messages are to.
+EventSink const events("http://a.test", {});
+
 Store open_store(TempDir const& tmp)
 {
     auto store = Store::open(tmp.path());
@@ -238,7 +242,7 @@ Store open_store(TempDir const& tmp)
 
 std::vector<InboundOutcome> accept(Store& store, std::vector<InboundMessage> const& batch, int64_t at = t0)
 {
-    auto outcomes = store.accept_inbound(batch, at);
+    auto outcomes = store.accept_inbound(batch, at, events);
     REQUIRE_MESSAGE(outcomes.ok(), outcomes.error().text());
     REQUIRE(outcomes->size() == batch.size());
     return outcomes.value();
@@ -252,17 +256,17 @@ TEST_CASE("an accepted message is stored and published as message.received with 
     Store store = open_store(tmp);
     auto outcomes = accept(store, { inbound("AAAAAAAAAAAAAAAAAAAAAA") });
     CHECK(!outcomes[0].duplicate);
-    CHECK(outcomes[0].event_seq > 0);
-    CHECK(outcomes[0].event_data
+    CHECK(outcomes[0].event.seq > 0);
+    CHECK(outcomes[0].event.data
         == R"({"id":"AAAAAAAAAAAAAAAAAAAAAA","box":"inbox","from":"http://b.test","to":["http://a.test"],)"
            R"("subject":"subject","content_type":"text/plain","body":"body of http://b.test",)"
            R"("sent_at":"2026-11-27T09:00:00Z","received_at":"2026-11-27T09:00:00Z","read":false})");
     auto events = store.events_after(0, 10);
     REQUIRE(events.ok());
     REQUIRE(events->size() == 1);
-    CHECK(events->at(0).seq == outcomes[0].event_seq);
+    CHECK(events->at(0).seq == outcomes[0].event.seq);
     CHECK(events->at(0).type == "message.received");
-    CHECK(events->at(0).data == outcomes[0].event_data);
+    CHECK(events->at(0).data == outcomes[0].event.data);
     CHECK(events->at(0).created_at_ms == t0);
 
     auto found = store.find_message({ "AAAAAAAAAAAAAAAAAAAAAA", std::nullopt, std::nullopt });
@@ -279,8 +283,8 @@ TEST_CASE("a redelivery of (from, id) is a duplicate and changes nothing; anothe
     accept(store, { inbound("AAAAAAAAAAAAAAAAAAAAAA") });
     auto again = accept(store, { inbound("AAAAAAAAAAAAAAAAAAAAAA") }, t0 + 1000);
     CHECK(again[0].duplicate);
-    CHECK(again[0].event_seq == 0);
-    CHECK(again[0].event_data.empty());
+    CHECK(again[0].event.seq == 0);
+    CHECK(again[0].event.data.empty());
     auto other = accept(store, { inbound("AAAAAAAAAAAAAAAAAAAAAA", "http://c.test") });
     CHECK(!other[0].duplicate);
     CHECK(query_int(store.db(), "SELECT count(*) FROM messages") == 2);
@@ -293,7 +297,7 @@ TEST_CASE("a redelivery after the owner deleted the message is still a duplicate
     TempDir tmp;
     Store store = open_store(tmp);
     accept(store, { inbound("AAAAAAAAAAAAAAAAAAAAAA") });
-    auto deleted = store.delete_message({ "AAAAAAAAAAAAAAAAAAAAAA", std::nullopt, std::nullopt }, t0);
+    auto deleted = store.delete_message({ "AAAAAAAAAAAAAAAAAAAAAA", std::nullopt, std::nullopt }, t0, events);
     REQUIRE(deleted.ok());
     CHECK(deleted->found);
     CHECK(query_text(store.db(), "SELECT body FROM messages") == "");
@@ -319,7 +323,7 @@ TEST_CASE("a batch commits together, and a duplicate inside it is reported in it
     CHECK(outcomes[1].duplicate);
     CHECK(outcomes[2].duplicate);
     CHECK(!outcomes[3].duplicate);
-    CHECK(outcomes[3].event_seq == outcomes[0].event_seq + 1);
+    CHECK(outcomes[3].event.seq == outcomes[0].event.seq + 1);
     CHECK(query_int(store.db(), "SELECT count(*) FROM messages") == 3);
 }
 
@@ -332,7 +336,7 @@ TEST_CASE("a batch that fails is rolled back as a whole")
                             "BEGIN SELECT RAISE(ABORT, 'refused by test'); END")
                 .ok());
     auto outcomes = store.accept_inbound(
-        std::vector { inbound("AAAAAAAAAAAAAAAAAAAAAA"), inbound("CCCCCCCCCCCCCCCCCCCCCC") }, t0);
+        std::vector { inbound("AAAAAAAAAAAAAAAAAAAAAA"), inbound("CCCCCCCCCCCCCCCCCCCCCC") }, t0, events);
     REQUIRE(!outcomes.ok());
     CHECK(outcomes.error().text().find("refused by test") != std::string::npos);
     CHECK(query_int(store.db(), "SELECT count(*) FROM messages") == 0);
@@ -423,7 +427,7 @@ TEST_CASE("listing pages newest first through cursors, skipping the other box an
         ids.push_back(send(store, { "http://b.test" }, "m" + std::to_string(i)).id);
         accept(store, { inbound(std::string(21, 'A') + static_cast<char>('a' + i)) });
     }
-    REQUIRE(store.delete_message({ ids[3], Box::Sent, std::nullopt }, t0).value().found);
+    REQUIRE(store.delete_message({ ids[3], Box::Sent, std::nullopt }, t0, events).value().found);
 
     std::vector<std::string> seen;
     std::optional<int64_t> before;
@@ -479,7 +483,7 @@ TEST_CASE("an id in both boxes means the first stored message unless box or from
     CHECK(read.value()->read);
     CHECK(read.value()->box == Box::Inbox);
 
-    REQUIRE(store.delete_message({ sent.id, std::nullopt, std::nullopt }, t0).value().found);
+    REQUIRE(store.delete_message({ sent.id, std::nullopt, std::nullopt }, t0, events).value().found);
     // The sent copy is gone; the inbox copy now answers.
     CHECK(store.find_message({ sent.id, std::nullopt, std::nullopt }).value().value().box == Box::Inbox);
 }
@@ -496,7 +500,7 @@ TEST_CASE("read is set and cleared; unknown ids are not found")
     CHECK(!store.set_read(key, false).value().value().read);
     MessageKey unknown { "BBBBBBBBBBBBBBBBBBBBBB", std::nullopt, std::nullopt };
     CHECK(!store.set_read(unknown, true).value().has_value());
-    CHECK(!store.delete_message(unknown, t0).value().found);
+    CHECK(!store.delete_message(unknown, t0, events).value().found);
 }
 
 TEST_CASE("deleting a sent message cancels its queued deliveries and publishes delivery.updated")
@@ -507,7 +511,7 @@ TEST_CASE("deleting a sent message cancels its queued deliveries and publishes d
     REQUIRE(store.db().exec("UPDATE deliveries SET state = 'delivered', next_attempt_at = NULL "
                             "WHERE recipient = 'http://b.test'")
                 .ok());
-    auto deleted = store.delete_message({ sent.id, std::nullopt, std::nullopt }, t0 + 5);
+    auto deleted = store.delete_message({ sent.id, std::nullopt, std::nullopt }, t0 + 5, events);
     REQUIRE(deleted.ok());
     CHECK(deleted->found);
     REQUIRE(deleted->events.size() == 1);

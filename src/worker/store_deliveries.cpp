@@ -1,0 +1,98 @@
+// The Store's deliveries: the outbox's queue (the head of each recipient's
+// queue, one attempt's outcome with its delivery.updated event) and the
+// owner API's list of them.
+#include "store.h"
+
+namespace posta {
+
+Result<std::vector<PendingDelivery>> Store::queue_heads()
+{
+    std::vector<PendingDelivery> pending;
+    auto rows = m_sql.each(
+        "SELECT d.message, m.id, m.sender, d.recipient, m.sent_at, m.subject, m.content_type, m.body, "
+        "d.attempts, coalesce(d.next_attempt_at, 0), d.queued_at "
+        "FROM deliveries d JOIN messages m ON m.seq = d.message "
+        "WHERE d.state = 'queued' AND d.message = (SELECT min(e.message) FROM deliveries e "
+        "WHERE e.recipient = d.recipient AND e.state = 'queued') "
+        "ORDER BY d.next_attempt_at, d.message",
+        {}, [&](SqlRow const& row) {
+            PendingDelivery delivery;
+            delivery.message_seq = row.integer(0);
+            delivery.message_id = row.text(1);
+            delivery.from = row.text(2);
+            delivery.to = row.text(3);
+            delivery.sent_at = row.text(4);
+            delivery.subject = row.text(5);
+            delivery.content_type = row.text(6);
+            delivery.body = row.text(7);
+            delivery.attempts = row.integer(8);
+            delivery.next_attempt_at_ms = row.integer(9);
+            delivery.queued_at_ms = row.integer(10);
+            pending.push_back(std::move(delivery));
+        });
+    if (!rows)
+        return rows.error();
+    return pending;
+}
+
+Result<std::optional<StoredEvent>> Store::update_delivery(int64_t message_seq, std::string_view to,
+    DeliveryUpdate const& update, int64_t now_ms, EventEncoder const& events)
+{
+    auto transaction = SqliteTransaction::begin(db());
+    if (!transaction)
+        return transaction.error();
+    DeliveryRecord record;
+    record.to = std::string(to);
+    record.state = update.state;
+    record.next_attempt_at_ms = update.state == DeliveryState::Queued ? update.next_attempt_at_ms : std::nullopt;
+    record.last_status = update.last_status;
+    record.last_error = update.last_error;
+    auto changed = m_sql.first(
+        "UPDATE deliveries SET attempts = attempts + 1, state = ?3, next_attempt_at = ?4, "
+        "last_status = ?5, last_error = ?6, updated_at = ?7 WHERE message = ?1 AND recipient = ?2 AND state = 'queued' "
+        "RETURNING (SELECT id FROM messages WHERE seq = ?1), attempts",
+        { message_seq, to, delivery_state_name(update.state), optional_param(record.next_attempt_at_ms),
+            optional_param(update.last_status), optional_param(update.last_error), now_ms },
+        [&](SqlRow const& row) {
+            record.message_id = row.text(0);
+            record.attempts = row.integer(1);
+        });
+    if (!changed)
+        return changed.error();
+    if (!changed.value())
+        return std::optional<StoredEvent> {}; // cancelled meanwhile (its message deleted)
+    StoredEvent event { 0, "delivery.updated", events.delivery_updated(record), now_ms };
+    auto appended = insert_event(event.type, event.data, now_ms);
+    if (!appended)
+        return appended.error();
+    event.seq = appended.value();
+    if (auto committed = transaction->commit(); !committed)
+        return committed.error();
+    return std::optional<StoredEvent>(std::move(event));
+}
+
+Result<std::vector<DeliveryRecord>> Store::list_deliveries(std::optional<DeliveryState> state)
+{
+    SqlParam state_param = state ? SqlParam(delivery_state_name(*state)) : SqlParam(nullptr);
+    std::vector<DeliveryRecord> deliveries;
+    auto rows = m_sql.each(
+        "SELECT m.id, d.recipient, d.state, d.attempts, d.next_attempt_at, d.last_status, d.last_error "
+        "FROM deliveries d JOIN messages m ON m.seq = d.message "
+        "WHERE ?1 IS NULL OR d.state = ?1 ORDER BY d.message, d.position",
+        { state_param }, [&](SqlRow const& row) {
+            DeliveryRecord delivery;
+            delivery.message_id = row.text(0);
+            delivery.to = row.text(1);
+            delivery.state = parse_delivery_state(row.text_view(2)).value_or(DeliveryState::Failed);
+            delivery.attempts = row.integer(3);
+            delivery.next_attempt_at_ms = row.optional_integer(4);
+            delivery.last_status = row.optional_integer(5);
+            delivery.last_error = row.optional_text(6);
+            deliveries.push_back(std::move(delivery));
+        });
+    if (!rows)
+        return rows.error();
+    return deliveries;
+}
+
+}
