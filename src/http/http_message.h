@@ -73,6 +73,17 @@ struct Response {
     static Response error(int status, std::string_view code, std::string_view message);
 };
 
+// Why a request is refused before a handler sees it: the status and the
+// error body of PROTOCOL.md ({"error": code, "message": message}). The
+// connection closes once it is answered.
+struct Rejection {
+    int status = 400;
+    std::string code;
+    std::string message;
+
+    Response response() const { return Response::error(status, code, message); }
+};
+
 // "OK", "Not Found", ...; "Unknown" for codes we never send.
 char const* status_reason(int status);
 

@@ -1,21 +1,23 @@
 // HttpSession: one client connection of a worker, passed by the supervisor
-// with the bytes it already read. It parses HTTP/1.x requests with llhttp,
-// checks each one's Host, hands them to the Router one at a time and writes
-// the answers in request order; an answer may instead turn the connection into
-// a ResponseStream (the event stream), which it then serves alone. It owns its
-// uv_tcp_t (so the socket), a timer and its parser, and frees itself in the
-// close callback of its last handle.
+// with the bytes it already read. It runs the connection: requests parsed by
+// its RequestParser and checked (head_check.h) are handed to the Router one
+// at a time, and the answers written in request order; an answer may instead
+// turn the connection into a ResponseStream (the event stream), which it then
+// serves alone. It owns its Transport (so the socket), a timer and its
+// parser, and frees itself once both handles have closed.
 #pragma once
 
 #include "common/duration.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "http/http_message.h"
+#include "http/request_parser.h"
 #include "http/responder.h"
+#include "http/response_serializer.h"
+#include "http/transport.h"
 
 #include <cstdint>
 #include <functional>
-#include <llhttp.h>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,7 +46,7 @@ struct SessionContext {
     std::vector<char> read_buffer = std::vector<char>(64 * 1024);
 };
 
-class HttpSession final : private ResponseSink, private StreamSink {
+class HttpSession final : private ResponseSink, private StreamSink, private TransportEvents {
 public:
     // Serves `fd`, an accepted TCP socket. `prefix` holds the bytes the
     // supervisor already read off it; they are parsed before the socket is
@@ -64,6 +66,7 @@ public:
     void abort(std::string_view reason);
 
     std::string const& peer() const { return m_peer; }
+    std::string const& peer_host() const { return m_peer_host; }
 
 private:
     enum class Phase {
@@ -77,9 +80,6 @@ private:
         Lingering, // written and shut down; draining input until EOF or timeout
         Closed,    // handles closing; freed in the last close callback
     };
-    // What paused the parser inside llhttp_execute.
-    enum class ParserEvent { None, HeadersComplete, MessageComplete };
-    struct WriteRequest;
 
     HttpSession(SessionContext&, std::string peer_address, std::string peer_host);
     ~HttpSession() override = default;
@@ -90,14 +90,19 @@ private:
     size_t stream_queued_bytes() const override;
     void stream_close(Close, std::string_view reason) override;
 
+    void on_transport_read(std::string_view bytes) override;
+    void on_transport_read_end(int status) override;
+    void on_transport_written(size_t bytes, int status) override;
+    void on_transport_shut_down(int status) override;
+    void on_transport_closed() override;
+
     void process_input();
     void execute();
     void on_head_complete();
     void dispatch();
     void begin_next_request();
-    void reject(int status, std::string_view code, std::string_view message);
-    enum class Framing { ContentLength, UntilClose };
-    void write_response(Response, Framing, bool keep_alive);
+    void reject(Rejection const&);
+    void write_response(Response, ResponseFraming::Body, bool keep_alive);
     void detach_stream();
     void watch_stream_progress();
     void queue_write(std::string bytes);
@@ -106,45 +111,21 @@ private:
     void enter(Phase);
     void update_reading();
     bool parsing() const { return m_phase == Phase::Idle || m_phase == Phase::Head || m_phase == Phase::Body; }
+    bool input_consumed() const { return m_input_pos == m_input.size(); }
 
-    void on_data(ssize_t nread, uv_buf_t const* buf);
     void on_eof();
-    void on_written(size_t bytes, int status);
-    void on_shut_down(int status);
-    bool client_sent_more() const;
     void on_timeout();
     void on_handle_closed();
-
-    // libuv trampolines.
-    static void alloc_cb(uv_handle_t*, size_t, uv_buf_t*) noexcept;
-    static void read_cb(uv_stream_t*, ssize_t, uv_buf_t const*) noexcept;
-    static void write_cb(uv_write_t*, int) noexcept;
-    static void shutdown_cb(uv_shutdown_t*, int) noexcept;
     static void timer_cb(uv_timer_t*) noexcept;
-    static void close_cb(uv_handle_t*) noexcept;
-
-    // llhttp trampolines; they only record, the session acts after
-    // llhttp_execute returns.
-    static llhttp_settings_t const* parser_settings();
-    static int on_message_begin(llhttp_t*) noexcept;
-    static int on_url(llhttp_t*, char const*, size_t) noexcept;
-    static int on_header_field(llhttp_t*, char const*, size_t) noexcept;
-    static int on_header_field_complete(llhttp_t*) noexcept;
-    static int on_header_value(llhttp_t*, char const*, size_t) noexcept;
-    static int on_header_value_complete(llhttp_t*) noexcept;
-    static int on_headers_complete(llhttp_t*) noexcept;
-    static int on_body(llhttp_t*, char const*, size_t) noexcept;
-    static int on_message_complete(llhttp_t*) noexcept;
-    void flush_header();
+    static void timer_close_cb(uv_handle_t*) noexcept;
 
     SessionContext& m_context;
     std::string m_peer;      // "203.0.113.7:51234"
     std::string m_peer_host; // "203.0.113.7"
-    uv_tcp_t m_tcp {};
+    std::unique_ptr<Transport> m_transport;
     uv_timer_t m_timer {};
-    uv_shutdown_t m_shutdown {};
-    llhttp_t m_parser {};
-    int m_open_handles = 2;
+    RequestParser m_parser;
+    int m_open_handles = 2; // the transport and the timer
     bool m_notify_closed = true; // false when create() failed
 
     Phase m_phase = Phase::Idle;
@@ -152,29 +133,19 @@ private:
     bool m_reading = false;
     bool m_eof = false;
     bool m_processing = false; // inside process_input(): answers need no wake-up
-    bool m_must_execute = false; // llhttp has work to do even without new bytes
     bool m_stopping = false;
     // The last exchange ended cleanly (a whole request read, nothing after
     // it, answered): at the close, lingering is needed only if the client
-    // has sent more since (client_sent_more()).
+    // has sent more since (Transport::peer_sent_more).
     bool m_clean_end = false;
     size_t m_requests = 0; // answered so far
     size_t m_write_queue_bytes = 0;
     std::string m_close_reason;
 
     // Unparsed input: the prefix, then what was read while the parser was
-    // paused; m_input_pos is where llhttp continues.
+    // paused; m_input_pos is where parsing continues.
     std::string m_input;
     size_t m_input_pos = 0;
-
-    // The request being read.
-    ParserEvent m_event = ParserEvent::None;
-    Request m_request;
-    std::string m_field;
-    std::string m_value;
-    bool m_field_complete = false;
-    size_t m_head_bytes = 0;
-    bool m_body_too_large = false;
 
     // The request being answered.
     std::weak_ptr<ResponseSlot> m_slot;

@@ -1,0 +1,200 @@
+// llhttp calls back with pieces of fields and values; they are collected
+// here and added to the request whole. The callbacks only record; what to do
+// is decided in parse(), after llhttp_execute returns, which is also where
+// the head's size is checked: the parser pauses at the end of every head, so
+// every byte consumed before that pause belongs to a head.
+#include "request_parser.h"
+
+#include <algorithm>
+
+namespace posta {
+
+RequestParser::RequestParser(Limits limits)
+    : m_limits(limits)
+{
+    llhttp_init(&m_parser, HTTP_REQUEST, settings());
+    m_parser.data = this;
+}
+
+RequestParser::Step RequestParser::parse(std::string_view input)
+{
+    size_t length = m_in_head ? std::min(input.size(), m_limits.max_head_bytes + 1 - m_head_bytes) : input.size();
+    m_must_parse = false;
+    m_pause = Pause::None;
+    llhttp_errno_t err = llhttp_execute(&m_parser, input.data(), length);
+    size_t consumed = length;
+    if (err != HPE_OK) {
+        char const* pos = llhttp_get_error_pos(&m_parser);
+        if (pos >= input.data() && pos <= input.data() + length)
+            consumed = static_cast<size_t>(pos - input.data());
+    }
+    if (m_in_head)
+        m_head_bytes += consumed;
+    bool head_too_large = m_head_bytes > m_limits.max_head_bytes;
+
+    if (err == HPE_OK) {
+        if (m_in_head && head_too_large)
+            return reject({ 431, "head_too_large", "the request head is larger than this server accepts" }, consumed);
+        return { Event::NeedMore, consumed };
+    }
+    if (err == HPE_PAUSED) {
+        if (m_pause == Pause::HeadersComplete) {
+            m_in_head = false;
+            if (head_too_large)
+                return reject({ 431, "head_too_large", "the request head is larger than this server accepts" }, consumed);
+            return { Event::HeadComplete, consumed };
+        }
+        if (m_pause == Pause::MessageComplete)
+            return { Event::MessageComplete, consumed };
+        return reject({ 500, "internal_error", "the request parser paused for no reason" }, consumed);
+    }
+    if (m_body_too_large)
+        return reject(body_too_large(m_limits.max_body_bytes), consumed);
+    return reject({ 400, "bad_request", std::string("malformed request: ") + llhttp_get_error_reason(&m_parser) }, consumed);
+}
+
+RequestParser::Step RequestParser::reject(Rejection rejection, size_t consumed)
+{
+    m_rejection = std::move(rejection);
+    return { Event::Rejected, consumed };
+}
+
+void RequestParser::read_body()
+{
+    llhttp_resume(&m_parser);
+    m_must_parse = true;
+}
+
+void RequestParser::next_request()
+{
+    m_request = Request {};
+    m_framing = BodyFraming {};
+    m_field.clear();
+    m_value.clear();
+    m_field_complete = false;
+    m_message_begun = false;
+    m_in_head = true;
+    m_head_bytes = 0;
+    m_body_too_large = false;
+    llhttp_resume(&m_parser);
+}
+
+Request RequestParser::take_request()
+{
+    Request out = std::move(m_request);
+    m_request = Request {};
+    return out;
+}
+
+// ---- llhttp trampolines ----
+
+llhttp_settings_t const* RequestParser::settings()
+{
+    static llhttp_settings_t const settings = [] {
+        llhttp_settings_t s;
+        llhttp_settings_init(&s);
+        s.on_message_begin = on_message_begin;
+        s.on_url = on_url;
+        s.on_header_field = on_header_field;
+        s.on_header_field_complete = on_header_field_complete;
+        s.on_header_value = on_header_value;
+        s.on_header_value_complete = on_header_value_complete;
+        s.on_headers_complete = on_headers_complete;
+        s.on_body = on_body;
+        s.on_message_complete = on_message_complete;
+        return s;
+    }();
+    return &settings;
+}
+
+RequestParser& RequestParser::owner_of(llhttp_t* parser) { return *static_cast<RequestParser*>(parser->data); }
+
+int RequestParser::on_message_begin(llhttp_t* parser) noexcept
+{
+    RequestParser& self = owner_of(parser);
+    self.m_request = Request {};
+    self.m_message_begun = true;
+    return 0;
+}
+
+int RequestParser::on_url(llhttp_t* parser, char const* at, size_t length) noexcept
+{
+    owner_of(parser).m_request.target.append(at, length);
+    return 0;
+}
+
+void RequestParser::flush_header()
+{
+    std::string_view value = trim_ows(m_value);
+    m_request.headers.add(std::move(m_field), std::string(value));
+    m_field.clear();
+    m_value.clear();
+    m_field_complete = false;
+}
+
+int RequestParser::on_header_field(llhttp_t* parser, char const* at, size_t length) noexcept
+{
+    RequestParser& self = owner_of(parser);
+    if (self.m_field_complete)
+        self.flush_header(); // the previous field had an empty value
+    self.m_field.append(at, length);
+    return 0;
+}
+
+int RequestParser::on_header_field_complete(llhttp_t* parser) noexcept
+{
+    owner_of(parser).m_field_complete = true;
+    return 0;
+}
+
+int RequestParser::on_header_value(llhttp_t* parser, char const* at, size_t length) noexcept
+{
+    owner_of(parser).m_value.append(at, length);
+    return 0;
+}
+
+int RequestParser::on_header_value_complete(llhttp_t* parser) noexcept
+{
+    owner_of(parser).flush_header();
+    return 0;
+}
+
+int RequestParser::on_headers_complete(llhttp_t* parser) noexcept
+{
+    RequestParser& self = owner_of(parser);
+    if (self.m_field_complete)
+        self.flush_header();
+    Request& request = self.m_request;
+    request.method = llhttp_method_name(static_cast<llhttp_method_t>(parser->method));
+    request.http_major = parser->http_major;
+    request.http_minor = parser->http_minor;
+    // We never switch protocols: after an Upgrade or CONNECT request the
+    // bytes are not HTTP, so the connection ends with its answer.
+    request.keep_alive = llhttp_should_keep_alive(parser) != 0 && parser->upgrade == 0;
+    // Read now: llhttp counts content_length down as the body arrives.
+    self.m_framing.chunked = (parser->flags & F_CHUNKED) != 0;
+    self.m_framing.content_length.reset();
+    if (!self.m_framing.chunked && (parser->flags & F_CONTENT_LENGTH) != 0)
+        self.m_framing.content_length = parser->content_length;
+    self.m_pause = Pause::HeadersComplete;
+    return HPE_PAUSED;
+}
+
+int RequestParser::on_body(llhttp_t* parser, char const* at, size_t length) noexcept
+{
+    RequestParser& self = owner_of(parser);
+    if (self.m_request.body.size() + length > self.m_limits.max_body_bytes) {
+        self.m_body_too_large = true;
+        return HPE_USER;
+    }
+    self.m_request.body.append(at, length);
+    return 0;
+}
+
+int RequestParser::on_message_complete(llhttp_t* parser) noexcept
+{
+    owner_of(parser).m_pause = Pause::MessageComplete;
+    return HPE_PAUSED;
+}
+
+}
