@@ -1,11 +1,14 @@
 // OutboxLoop: one scan of the queue per wake-up (a message queued, an
 // attempt finished, the timer due). A scan reads the head of every
-// recipient's queue from the store, starts those that are due and allowed by
-// the bounds (in flight per worker and per destination host, that host's
-// circuit, one attempt per recipient at a time), and arms the one timer for
-// the earliest head it left waiting. Each outcome is committed, with its
+// recipient's queue from the store (ids and due times only, so a scan costs
+// the same whatever the messages weigh), starts those that are due and
+// allowed by the bounds (in flight per worker and per destination host, that
+// host's circuit, one attempt per recipient at a time), and arms the one
+// timer for the earliest head it left waiting. Each outcome is committed, with its
 // delivery.updated event, before the next scan, so the store is always the
-// whole truth.
+// whole truth. A message's content is read when its attempt starts and
+// dropped once the request has its own copy: the outbox's memory grows with
+// the attempts in flight, not with the queue.
 #include "outbox_loop.h"
 
 #include "common/host_key.h"
@@ -209,21 +212,30 @@ void OutboxLoop::scan()
                 wait_until(circuit->second.probe_at_ms());
             continue;
         }
-        start(std::move(head), std::move(host));
+        if (!start(std::move(head), std::move(host)))
+            wait_until(now + 5000);
     }
     arm(next);
 }
 
-void OutboxLoop::start(PendingDelivery delivery, std::string host)
+bool OutboxLoop::start(PendingDelivery delivery, std::string host)
 {
+    auto content = m_store.outgoing_content(delivery.message_seq);
+    if (!content || !content.value()) {
+        // Left queued and due: the disk is in trouble (a delete would have
+        // cancelled the delivery, not left it queued).
+        log::error("outbox: reading message %s for %s: %s; retrying in 5 s", delivery.message_id.c_str(),
+            delivery.to.c_str(), content ? "not in inbox.db" : content.error().text().c_str());
+        return false;
+    }
     std::string recipient = delivery.to;
-    Attempt attempt { std::move(delivery), std::move(host), 0 };
+    Attempt attempt { std::move(delivery), std::move(*content.value()), std::move(host), 0 };
     m_in_flight.emplace(recipient, std::move(attempt));
 
     auto cached = m_peers.cached(recipient);
     if (cached && cached.value()) {
         send(recipient, *cached.value());
-        return;
+        return true;
     }
     std::weak_ptr<OutboxLoop*> alive = m_alive;
     m_peers.fetch(recipient, [alive, recipient](Result<Peer> peer) {
@@ -243,6 +255,7 @@ void OutboxLoop::start(PendingDelivery delivery, std::string host)
         loop.finish(recipient, AttemptOutcome::Retry, std::nullopt,
             "identity document: " + peer.error().text(), std::nullopt);
     });
+    return true;
 }
 
 void OutboxLoop::send(std::string const& recipient, Peer const& peer)
@@ -251,19 +264,21 @@ void OutboxLoop::send(std::string const& recipient, Peer const& peer)
     if (it == m_in_flight.end())
         return;
     PendingDelivery const& delivery = it->second.delivery;
+    OutgoingContent content = std::move(it->second.content);
     Envelope envelope;
     envelope.id = delivery.message_id;
     envelope.from = m_settings.own_url;
     envelope.to = delivery.to;
-    envelope.sent_at = delivery.sent_at;
-    envelope.subject = delivery.subject;
-    envelope.content_type = delivery.content_type;
-    envelope.body = delivery.body;
+    envelope.sent_at = std::move(content.sent_at);
+    envelope.subject = std::move(content.subject);
+    envelope.content_type = std::move(content.content_type);
+    envelope.body = std::move(content.body);
 
     HttpClientRequest request;
     request.method = "POST";
     request.url = peer.inbox;
     request.body = make_envelope_json(envelope);
+    envelope = {}; // the request has the bytes now
     request.headers.emplace_back("Content-Type", "application/json");
     request.headers.emplace_back(std::string(signature_header), format_signature_header(m_keys.sign(request.body)));
 

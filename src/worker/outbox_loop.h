@@ -117,12 +117,15 @@ public:
 private:
     struct Attempt {
         PendingDelivery delivery;
+        OutgoingContent content; // read at start(), moved into the request by send()
         std::string host;
         HttpRequestId request = 0;
     };
 
     void scan();
-    void start(PendingDelivery, std::string host);
+    // Reads the message's content and starts the attempt; false, with
+    // nothing started, when the store could not give the content.
+    bool start(PendingDelivery, std::string host);
     void send(std::string const& recipient, Peer const&);
     void finish(std::string const& recipient, AttemptOutcome, std::optional<int> status, std::string error,
         std::optional<int64_t> retry_after_s);

@@ -109,8 +109,11 @@ public:
     // For each recipient with queued deliveries, the oldest queued one (its
     // message was queued first): the only one of that recipient the outbox
     // may send, so a recipient's messages arrive in queue order. Soonest due
-    // first.
+    // first. Ids and times only: no message content.
     Result<std::vector<PendingDelivery>> queue_heads();
+    // The content of the sent message `message_seq`, for an attempt that
+    // starts; nullopt when there is no such live sent message.
+    Result<std::optional<OutgoingContent>> outgoing_content(int64_t message_seq);
     // Records one attempt of the delivery (message_seq, to): attempts + 1,
     // the new state and fields, and a delivery.updated event (data:
     // events.delivery_updated()) in the same transaction. Returns the event; nullopt, with

@@ -1,5 +1,6 @@
 // The Store's deliveries: the outbox's queue (the head of each recipient's
-// queue, one attempt's outcome with its delivery.updated event) and the
+// queue, ids and times only; the content of one message when its attempt
+// starts; one attempt's outcome with its delivery.updated event) and the
 // owner API's list of them.
 #include "store.h"
 
@@ -9,8 +10,7 @@ Result<std::vector<PendingDelivery>> Store::queue_heads()
 {
     std::vector<PendingDelivery> pending;
     auto rows = m_sql.each(
-        "SELECT d.message, m.id, m.sender, d.recipient, m.sent_at, m.subject, m.content_type, m.body, "
-        "d.attempts, coalesce(d.next_attempt_at, 0), d.queued_at "
+        "SELECT d.message, m.id, d.recipient, d.attempts, coalesce(d.next_attempt_at, 0), d.queued_at "
         "FROM deliveries d JOIN messages m ON m.seq = d.message "
         "WHERE d.state = 'queued' AND d.message = (SELECT min(e.message) FROM deliveries e "
         "WHERE e.recipient = d.recipient AND e.state = 'queued') "
@@ -19,20 +19,28 @@ Result<std::vector<PendingDelivery>> Store::queue_heads()
             PendingDelivery delivery;
             delivery.message_seq = row.integer(0);
             delivery.message_id = row.text(1);
-            delivery.from = row.text(2);
-            delivery.to = row.text(3);
-            delivery.sent_at = row.text(4);
-            delivery.subject = row.text(5);
-            delivery.content_type = row.text(6);
-            delivery.body = row.text(7);
-            delivery.attempts = row.integer(8);
-            delivery.next_attempt_at_ms = row.integer(9);
-            delivery.queued_at_ms = row.integer(10);
+            delivery.to = row.text(2);
+            delivery.attempts = row.integer(3);
+            delivery.next_attempt_at_ms = row.integer(4);
+            delivery.queued_at_ms = row.integer(5);
             pending.push_back(std::move(delivery));
         });
     if (!rows)
         return rows.error();
     return pending;
+}
+
+Result<std::optional<OutgoingContent>> Store::outgoing_content(int64_t message_seq)
+{
+    std::optional<OutgoingContent> content;
+    auto found = m_sql.first("SELECT sent_at, subject, content_type, body FROM messages "
+                             "WHERE seq = ?1 AND box = 'sent' AND deleted = 0",
+        { message_seq }, [&](SqlRow const& row) {
+            content = OutgoingContent { row.text(0), row.text(1), row.text(2), row.text(3) };
+        });
+    if (!found)
+        return found.error();
+    return content;
 }
 
 Result<std::optional<StoredEvent>> Store::update_delivery(int64_t message_seq, std::string_view to,

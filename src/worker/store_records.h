@@ -97,14 +97,20 @@ struct DeliveryRecord {
     std::optional<std::string> last_error;
 };
 
-// A queued delivery at the head of its recipient's queue, with what the
-// outbox needs to send it.
+// A queued delivery at the head of its recipient's queue: which message,
+// to whom, and when. No content, so a scan of a long queue stays small; the
+// content is read when an attempt starts (OutgoingContent).
 struct PendingDelivery {
     int64_t message_seq = 0;
-    std::string message_id, from, to, sent_at, subject, content_type, body;
+    std::string message_id, to;
     int64_t attempts = 0;
     int64_t next_attempt_at_ms = 0;
     int64_t queued_at_ms = 0;
+};
+
+// The signed fields of a sent message that a delivery of it carries.
+struct OutgoingContent {
+    std::string sent_at, subject, content_type, body;
 };
 
 // The outcome of one attempt, as update_delivery() records it.

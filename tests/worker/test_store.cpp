@@ -418,6 +418,36 @@ TEST_CASE("an outgoing message is stored in 'sent' with one queued delivery per 
     CHECK(store.list_deliveries(std::nullopt).value().size() == 3);
 }
 
+TEST_CASE("the queue's heads are ids and times; a message's content is read on its own")
+{
+    TempDir tmp;
+    Store store = open_store(tmp);
+    auto first = send(store, { "http://c.test", "http://b.test" }, "first");
+    send(store, { "http://b.test" }, "second", t0 + 1000);
+    auto heads = store.queue_heads();
+    REQUIRE(heads.ok());
+    REQUIRE(heads->size() == 2); // one per recipient: b's second waits behind its first
+    for (auto const& head : heads.value()) {
+        CHECK(head.message_seq == first.seq);
+        CHECK(head.message_id == first.id);
+        CHECK(head.next_attempt_at_ms == t0);
+        CHECK(head.queued_at_ms == t0);
+    }
+    auto content = store.outgoing_content(first.seq);
+    REQUIRE(content.ok());
+    REQUIRE(content->has_value());
+    CHECK(content.value()->subject == "first");
+    CHECK(content.value()->body == "body");
+    CHECK(content.value()->content_type == "text/plain");
+    CHECK(content.value()->sent_at == first.sent_at);
+
+    auto inbound_seq = accept(store, { inbound("AAAAAAAAAAAAAAAAAAAAAA") })[0].event.seq;
+    CHECK(inbound_seq > 0);
+    CHECK(!store.outgoing_content(3).value().has_value()); // seq 3 is the inbound one, not sent
+    REQUIRE(store.delete_message({ first.id, Box::Sent, std::nullopt }, t0, events).value().found);
+    CHECK(!store.outgoing_content(first.seq).value().has_value());
+}
+
 TEST_CASE("listing pages newest first through cursors, skipping the other box and tombstones")
 {
     TempDir tmp;
