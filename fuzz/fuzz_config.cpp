@@ -19,8 +19,8 @@ namespace {
 void check_duration(Duration duration)
 {
     require(duration.count() > 0, "an accepted duration is not positive");
-    Duration again {};
-    require(parse_duration(format_duration(duration), again) && again == duration,
+    auto again = parse_duration(format_duration(duration));
+    require(again && *again == duration,
         "format_duration then parse_duration changes a duration");
 }
 
@@ -30,9 +30,8 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
 {
     std::string_view input(reinterpret_cast<char const*>(data), size);
 
-    Duration duration {};
-    if (parse_duration(input, duration))
-        check_duration(duration);
+    if (auto duration = parse_duration(input))
+        check_duration(*duration);
 
     auto parsed = parse_config(input, "fuzz.toml");
     for (Diagnostic const& d : parsed.errors) {

@@ -66,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
     if (result.ok()) {
         check_envelope(result.value(), input);
     } else {
-        EnvelopeRejection const& r = result.rejection();
+        EnvelopeRejection const& r = result.error();
         require(!r.message.empty() && r.code() != "invalid_envelope", "a rejection has no message or an unknown code");
     }
     return 0;

@@ -74,11 +74,11 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
 
     auto from_headers = signature_from_headers(headers_of(input));
     if (!from_headers.ok())
-        (void)from_headers.rejection().http_status();
+        (void)from_headers.error().http_status();
 
     auto parsed = parse_signature_header(value);
     if (!parsed.ok()) {
-        SignatureRejection const& r = parsed.rejection();
+        SignatureRejection const& r = parsed.error();
         require(r.problem != SignatureProblem::Missing, "a header that is there is reported missing");
         require(r.http_status() == 400 && !r.message.empty(), "a bad header is not a 400 with a message");
         return 0;

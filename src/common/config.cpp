@@ -85,8 +85,10 @@ private:
         std::string const* value = expect_string(key, node, "\"10s\"");
         if (!value)
             return false;
-        if (parse_duration(*value, out))
+        if (auto parsed = parse_duration(*value)) {
+            out = *parsed;
             return true;
+        }
         error(toml_file::line_of(node.source()), std::string(key) + " = \"" + *value + "\" is not a duration; write a positive whole number and a unit: "
                 + "\"250ms\", \"10s\", \"5m\", \"6h\" or \"3d\"");
         return false;
@@ -162,13 +164,21 @@ private:
     void log_level(std::string_view key, toml::node const& node)
     {
         std::string const* value = expect_string(key, node, "\"info\"");
-        if (value && !log::parse_level(*value, m_out.value.log_level))
+        if (!value)
+            return;
+        if (auto level = log::parse_level(*value))
+            m_out.value.log_level = *level;
+        else
             error(toml_file::line_of(node.source()), "log_level = \"" + *value + "\" is not a level; use debug, info, warn or error");
     }
     void log_format(std::string_view key, toml::node const& node)
     {
         std::string const* value = expect_string(key, node, "\"text\"");
-        if (value && !log::parse_format(*value, m_out.value.log_format))
+        if (!value)
+            return;
+        if (auto format = log::parse_format(*value))
+            m_out.value.log_format = *format;
+        else
             error(toml_file::line_of(node.source()), "log_format = \"" + *value + "\" is not a format; use text or json");
     }
 

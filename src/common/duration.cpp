@@ -28,15 +28,16 @@ constexpr std::array<Unit, 5> k_units { {
 
 }
 
-// Contract: `out` is written only on success. The whole text must be consumed:
-// "10 s", "+10s", "1.5s", "10S" and "10" are all refused.
-bool parse_duration(std::string_view text, Duration& out)
+// The whole text must be consumed: "10 s", "+10s", "1.5s", "10S" and "10"
+// are all refused.
+Result<Duration> parse_duration(std::string_view text)
 {
+    auto refuse = [&](char const* why) { return Error::message("duration", why, "\"" + std::string(text) + "\""); };
     size_t digits = 0;
     while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')
         ++digits;
     if (digits == 0)
-        return false;
+        return refuse("it does not start with a whole number");
 
     std::string_view suffix = text.substr(digits);
     int64_t unit_ms = 0;
@@ -47,21 +48,21 @@ bool parse_duration(std::string_view text, Duration& out)
         }
     }
     if (unit_ms == 0)
-        return false;
+        return refuse("the unit is not one of ms, s, m, h, d");
 
     constexpr int64_t max = std::numeric_limits<Duration::rep>::max();
     int64_t count = 0;
     for (size_t i = 0; i < digits; ++i) {
         int64_t digit = text[i] - '0';
         if (count > (max - digit) / 10)
-            return false;
+            return refuse("it is too long");
         count = count * 10 + digit;
     }
-    if (count == 0 || count > max / unit_ms)
-        return false;
-
-    out = Duration(count * unit_ms);
-    return true;
+    if (count == 0)
+        return refuse("it is zero");
+    if (count > max / unit_ms)
+        return refuse("it is too long");
+    return Duration(count * unit_ms);
 }
 
 // Zero and negative durations cannot come from parse_duration; they are

@@ -2,6 +2,8 @@
 // Used by both processes for timeouts and delivery schedules.
 #pragma once
 
+#include "common/result.h"
+
 #include <chrono>
 #include <string>
 #include <string_view>
@@ -11,8 +13,8 @@ namespace posta {
 using Duration = std::chrono::milliseconds;
 
 // Accepts a positive integer followed by one of ms, s, m, h, d (no spaces, no
-// fractions). Returns false for anything else, including overflow.
-bool parse_duration(std::string_view text, Duration& out);
+// fractions). Anything else, overflow included, is an error.
+Result<Duration> parse_duration(std::string_view text);
 
 // The shortest exact spelling: 10000ms -> "10s", 1500ms -> "1500ms".
 std::string format_duration(Duration);

@@ -163,21 +163,21 @@ Result<HostPort> split_host_port(std::string_view authority)
 }
 
 // A port is decimal digits with a value up to 65535; leading zeros are
-// harmless and accepted. Writes the value only on success.
-bool parse_port(std::string_view digits, uint32_t& out)
+// harmless and accepted.
+Result<uint32_t> parse_port(std::string_view digits)
 {
+    auto refuse = [&] { return host_error("the port \"" + std::string(digits) + "\" is not a number up to 65535"); };
     if (digits.empty() || digits.size() > 5)
-        return false;
+        return refuse();
     uint32_t value = 0;
     for (char c : digits) {
         if (!is_digit(c))
-            return false;
+            return refuse();
         value = value * 10 + static_cast<uint32_t>(c - '0');
     }
     if (value > 65535)
-        return false;
-    out = value;
-    return true;
+        return refuse();
+    return value;
 }
 
 Error url_error(std::string_view url, std::string detail)
@@ -191,7 +191,7 @@ Error url_error(std::string_view url, std::string detail)
 // section 5.5), so they are ignored here whatever the HTTP parser leaves;
 // any space inside the value is refused. An empty port ("arne.local:") is
 // allowed by the Host grammar (port = *DIGIT) and treated as no port.
-std::optional<std::string> host_key_from_header(std::string_view host)
+Result<std::string> host_key_from_header(std::string_view host)
 {
     while (!host.empty() && (host.front() == ' ' || host.front() == '\t'))
         host.remove_prefix(1);
@@ -200,14 +200,12 @@ std::optional<std::string> host_key_from_header(std::string_view host)
 
     auto parts = split_host_port(host);
     if (!parts)
-        return std::nullopt;
-    uint32_t port = 0;
-    if (parts->has_port && !parts->port.empty() && !parse_port(parts->port, port))
-        return std::nullopt;
-    auto key = reduce_host(parts->host);
-    if (!key)
-        return std::nullopt;
-    return std::move(key).value();
+        return std::move(parts).error();
+    if (parts->has_port && !parts->port.empty()) {
+        if (auto port = parse_port(parts->port); !port)
+            return std::move(port).error();
+    }
+    return reduce_host(parts->host);
 }
 
 // Stricter than a Host header: the manifest is written by an operator, so
@@ -253,12 +251,12 @@ Result<IdentityUrl> parse_identity_url(std::string_view url)
         return url_error(url, parts.error().detail);
     out.port = default_port;
     if (parts->has_port) {
-        uint32_t port = 0;
         if (parts->port.empty())
             return url_error(url, "the port after ':' is empty; give a port number or remove the ':'");
-        if (!parse_port(parts->port, port) || port == 0)
+        auto port = parse_port(parts->port);
+        if (!port || *port == 0)
             return url_error(url, "the port \"" + std::string(parts->port) + "\" is not a number from 1 to 65535");
-        out.port = static_cast<uint16_t>(port);
+        out.port = static_cast<uint16_t>(*port);
     }
     auto host = reduce_host(parts->host);
     if (!host)

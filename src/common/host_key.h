@@ -6,7 +6,6 @@
 #include "common/result.h"
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -14,8 +13,8 @@ namespace posta {
 
 // The host key of a Host header value: lowercased, trailing dot removed, port
 // dropped. An IPv6 literal keeps its brackets: "[::1]:8080" -> "[::1]".
-// Returns nullopt for a value that is not a valid host[:port].
-std::optional<std::string> host_key_from_header(std::string_view host);
+// The error says why a value is not a valid host[:port].
+Result<std::string> host_key_from_header(std::string_view host);
 
 struct IdentityUrl {
     std::string scheme;    // "http" or "https"

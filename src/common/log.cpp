@@ -73,26 +73,22 @@ void vwrite(Level level, char const* fmt, va_list args)
 
 }
 
-bool parse_level(std::string_view text, Level& out)
+Result<Level> parse_level(std::string_view text)
 {
     for (Level l : { Level::Debug, Level::Info, Level::Warn, Level::Error }) {
-        if (text == level_name(l)) {
-            out = l;
-            return true;
-        }
+        if (text == level_name(l))
+            return l;
     }
-    return false;
+    return Error::message("log level", "not one of debug, info, warn, error", std::string(text));
 }
 
-bool parse_format(std::string_view text, Format& out)
+Result<Format> parse_format(std::string_view text)
 {
     if (text == "text")
-        out = Format::Text;
-    else if (text == "json")
-        out = Format::Json;
-    else
-        return false;
-    return true;
+        return Format::Text;
+    if (text == "json")
+        return Format::Json;
+    return Error::message("log format", "not one of text, json", std::string(text));
 }
 
 void configure(Level level, Format format)

@@ -3,6 +3,8 @@
 // lines, chosen by the config's log_format; lines below log_level are dropped.
 #pragma once
 
+#include "common/result.h"
+
 #include <string>
 #include <string_view>
 
@@ -11,8 +13,9 @@ namespace posta::log {
 enum class Level { Debug, Info, Warn, Error };
 enum class Format { Text, Json };
 
-bool parse_level(std::string_view, Level&);
-bool parse_format(std::string_view, Format&);
+// "debug", "info", "warn", "error"; "text", "json". Anything else is an error.
+Result<Level> parse_level(std::string_view);
+Result<Format> parse_format(std::string_view);
 
 // Set once at start and again in a forked worker (role becomes the slug).
 void configure(Level, Format);

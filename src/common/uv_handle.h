@@ -56,6 +56,12 @@ private:
     T* m_handle = nullptr;
 };
 
+// A failed libuv call's Error: `rc` is its negative result.
+inline Error uv_error(int rc, std::string op, std::string context = {})
+{
+    return Error { ErrorDomain::Uv, rc, std::move(op), uv_strerror(rc), std::move(context) };
+}
+
 inline UvHandle<uv_timer_t> make_timer(uv_loop_t* loop, void* data)
 {
     auto* timer = new uv_timer_t {};
@@ -69,7 +75,7 @@ inline Result<UvHandle<uv_poll_t>> make_poll(uv_loop_t* loop, int fd, void* data
     auto* poll = new uv_poll_t {};
     if (int rc = uv_poll_init(loop, poll, fd); rc < 0) {
         delete poll;
-        return Error { "uv_poll_init", rc, uv_strerror(rc), "fd " + std::to_string(fd) };
+        return uv_error(rc, "uv_poll_init", "fd " + std::to_string(fd));
     }
     poll->data = data;
     return UvHandle<uv_poll_t>::adopt(poll);

@@ -49,7 +49,7 @@ struct SlistDeleter {
 
 Error http_error(HttpClientError kind, std::string detail, std::string url)
 {
-    return Error { "http", static_cast<int>(kind), std::move(detail), std::move(url) };
+    return Error::of(kind, "http", std::move(detail), std::move(url));
 }
 
 // "host:port" of an http(s) URL, the default port filled in, as curl parses
@@ -290,10 +290,7 @@ std::string HttpClientResponse::header(std::string_view name) const
 
 HttpClientError http_client_error(Error const& error)
 {
-    if (error.op != "http" || error.code < static_cast<int>(HttpClientError::Connect)
-        || error.code > static_cast<int>(HttpClientError::Internal))
-        return HttpClientError::Internal;
-    return static_cast<HttpClientError>(error.code);
+    return error.code_as<HttpClientError>().value_or(HttpClientError::Internal);
 }
 
 char const* http_client_error_name(HttpClientError kind)
@@ -324,7 +321,7 @@ Result<void> HttpClient::init_global()
     // curl_global_init is not reference-counted by us: once per process.
     static CURLcode const rc = curl_global_init(CURL_GLOBAL_DEFAULT);
     if (rc != CURLE_OK)
-        return Error { "curl_global_init", rc, curl_easy_strerror(rc), {} };
+        return Error { ErrorDomain::Curl, rc, "curl_global_init", curl_easy_strerror(rc) };
 
     curl_version_info_data const* info = curl_version_info(CURLVERSION_NOW);
     // CURLOPT_QUICK_EXIT and CURLOPT_PROTOCOLS_STR came with 7.87.0 and 7.85.0.

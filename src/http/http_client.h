@@ -54,7 +54,7 @@ struct HttpClientResponse {
     std::string header(std::string_view name) const;
 };
 
-// Why a request failed. Error::code holds one of these (Error::op is "http",
+// Why a request failed: the code of its Error (domain HttpClient, op "http",
 // detail curl's message, context the URL); an answer with any status, 503
 // included, is a response, not an error.
 enum class HttpClientError : int {
@@ -66,6 +66,10 @@ enum class HttpClientError : int {
     Invalid,     // the request itself: bad URL, scheme, method, header, timeout
     Cancelled,   // cancel(), close(), or start() after close()
     Internal,    // out of memory, or curl or libuv refused a handle
+};
+template<>
+struct ErrorDomainOf<HttpClientError> {
+    static constexpr ErrorDomain value = ErrorDomain::HttpClient;
 };
 
 // The kind of a failed request's error (Internal for an Error not made here),

@@ -1,15 +1,11 @@
 #include "tcp_transport.h"
 
+#include "common/uv_handle.h"
+
 #include <cerrno>
 #include <sys/socket.h>
 
 namespace posta {
-
-namespace {
-
-Error uv_failure(int rc, char const* op) { return Error { op, rc, uv_strerror(rc) }; }
-
-}
 
 struct TcpTransport::WriteRequest {
     uv_write_t req {};
@@ -28,7 +24,7 @@ TcpTransport::TcpTransport(uv_loop_t* loop, std::vector<char>& read_buffer, Tran
 Result<void> TcpTransport::open(UniqueFd& fd)
 {
     if (int rc = uv_tcp_open(&m_tcp, fd.get()); rc < 0)
-        return uv_failure(rc, "uv_tcp_open");
+        return uv_error(rc, "uv_tcp_open");
     fd.release(); // the handle owns the socket now; uv_close closes it
     // Answers are small and come in bursts; do not let Nagle hold them back.
     uv_tcp_nodelay(&m_tcp, 1);
@@ -40,7 +36,7 @@ Result<void> TcpTransport::start_reading()
     if (m_reading || m_closing)
         return {};
     if (int rc = uv_read_start(stream(), alloc_cb, read_cb); rc < 0)
-        return uv_failure(rc, "uv_read_start");
+        return uv_error(rc, "uv_read_start");
     m_reading = true;
     return {};
 }
@@ -56,7 +52,7 @@ void TcpTransport::stop_reading()
 Result<void> TcpTransport::write(std::string bytes)
 {
     if (m_closing)
-        return uv_failure(UV_ECANCELED, "uv_write");
+        return uv_error(UV_ECANCELED, "uv_write");
     auto* write = new WriteRequest;
     write->bytes = std::move(bytes);
     write->transport = this;
@@ -64,7 +60,7 @@ Result<void> TcpTransport::write(std::string bytes)
     uv_buf_t buf = uv_buf_init(write->bytes.data(), static_cast<unsigned>(write->bytes.size()));
     if (int rc = uv_write(&write->req, stream(), &buf, 1, write_cb); rc < 0) {
         delete write; // a function that fails never calls its callback (libuv)
-        return uv_failure(rc, "uv_write");
+        return uv_error(rc, "uv_write");
     }
     return {};
 }
@@ -72,9 +68,9 @@ Result<void> TcpTransport::write(std::string bytes)
 Result<void> TcpTransport::shutdown()
 {
     if (m_closing)
-        return uv_failure(UV_ECANCELED, "uv_shutdown");
+        return uv_error(UV_ECANCELED, "uv_shutdown");
     if (int rc = uv_shutdown(&m_shutdown, stream(), shutdown_cb); rc < 0)
-        return uv_failure(rc, "uv_shutdown");
+        return uv_error(rc, "uv_shutdown");
     return {};
 }
 

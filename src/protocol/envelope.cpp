@@ -178,7 +178,7 @@ bool is_valid_content_type(std::string_view value)
     return true;
 }
 
-EnvelopeResult parse_envelope(std::string body, std::chrono::system_clock::time_point now)
+Result<Envelope, EnvelopeRejection> parse_envelope(std::string body, std::chrono::system_clock::time_point now)
 {
     if (body.empty())
         return reject(EnvelopeProblem::MalformedJson, {}, "the body is empty; a delivery is a JSON object");

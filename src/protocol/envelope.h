@@ -4,13 +4,13 @@
 // builds the bytes it signs and sends. Pure: no I/O, no clock of its own.
 #pragma once
 
+#include "common/result.h"
+
 #include <chrono>
 #include <nlohmann/json_fwd.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <variant>
 
 namespace posta {
 
@@ -60,32 +60,6 @@ struct EnvelopeRejection {
     static constexpr int http_status = 400;
 };
 
-// An Envelope, or why there is none.
-class [[nodiscard]] EnvelopeResult {
-public:
-    EnvelopeResult(Envelope envelope)
-        : m_value(std::move(envelope))
-    {
-    }
-    EnvelopeResult(EnvelopeRejection rejection)
-        : m_value(std::move(rejection))
-    {
-    }
-
-    bool ok() const { return m_value.index() == 0; }
-    explicit operator bool() const { return ok(); }
-
-    Envelope& value() & { return std::get<0>(m_value); }
-    Envelope const& value() const& { return std::get<0>(m_value); }
-    Envelope&& value() && { return std::get<0>(std::move(m_value)); }
-    Envelope const* operator->() const { return &value(); }
-
-    EnvelopeRejection const& rejection() const { return std::get<1>(m_value); }
-
-private:
-    std::variant<Envelope, EnvelopeRejection> m_value;
-};
-
 // Parses and checks a delivery body; on success the body is kept, unchanged,
 // in Envelope::raw (pass it by std::move to avoid a copy of up to
 // max_body_bytes). `now` is the wall clock, for the future check.
@@ -100,7 +74,7 @@ private:
 // parsing, never stored), so a later minor version can add fields without
 // breaking older receivers; they are still covered by the signature.
 // The body's size limit (413) is the HTTP layer's, before this is called.
-EnvelopeResult parse_envelope(std::string body, std::chrono::system_clock::time_point now);
+Result<Envelope, EnvelopeRejection> parse_envelope(std::string body, std::chrono::system_clock::time_point now);
 
 // The delivery body for `envelope`: compact JSON, fields in the protocol's
 // order (posta, id, from, to, sent_at, subject, content_type, body), UTF-8 as

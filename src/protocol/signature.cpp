@@ -60,7 +60,7 @@ std::string_view signature_problem_code(SignatureProblem problem)
     return "malformed_signature";
 }
 
-SignatureResult parse_signature_header(std::string_view value)
+Result<Ed25519Signature, SignatureRejection> parse_signature_header(std::string_view value)
 {
     while (!value.empty() && is_space(value.front()))
         value.remove_prefix(1);
@@ -105,7 +105,7 @@ SignatureResult parse_signature_header(std::string_view value)
     return signature;
 }
 
-SignatureResult signature_from_headers(Headers const& headers)
+Result<Ed25519Signature, SignatureRejection> signature_from_headers(Headers const& headers)
 {
     size_t count = headers.count(signature_header);
     if (count == 0)

@@ -4,6 +4,7 @@
 // and writes it. Pure apart from libsodium (sodium_init() must have run).
 #pragma once
 
+#include "common/result.h"
 #include "http/http_message.h"
 
 #include <array>
@@ -12,8 +13,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <variant>
 
 namespace posta {
 
@@ -45,37 +44,16 @@ struct SignatureRejection {
     int http_status() const { return problem == SignatureProblem::Missing ? 401 : 400; }
 };
 
-class [[nodiscard]] SignatureResult {
-public:
-    SignatureResult(Ed25519Signature signature)
-        : m_value(signature)
-    {
-    }
-    SignatureResult(SignatureRejection rejection)
-        : m_value(std::move(rejection))
-    {
-    }
-
-    bool ok() const { return m_value.index() == 0; }
-    explicit operator bool() const { return ok(); }
-    Ed25519Signature const& value() const { return std::get<0>(m_value); }
-    Ed25519Signature const& operator*() const { return value(); }
-    SignatureRejection const& rejection() const { return std::get<1>(m_value); }
-
-private:
-    std::variant<Ed25519Signature, SignatureRejection> m_value;
-};
-
 // Parses one header value: optional white space, "ed25519" (any case, like
 // other HTTP tokens), '=', exactly 86 characters of unpadded base64url that
 // decode to 64 bytes (canonical: unused low bits zero), optional white space.
 // Anything more (a second signature after ',', parameters after ';', spaces
 // inside) is malformed: version 1 has one algorithm and one signature.
-SignatureResult parse_signature_header(std::string_view value);
+Result<Ed25519Signature, SignatureRejection> parse_signature_header(std::string_view value);
 
 // The Posta-Signature of a request: missing when absent, malformed when the
 // header occurs more than once, else parse_signature_header() of its value.
-SignatureResult signature_from_headers(Headers const& headers);
+Result<Ed25519Signature, SignatureRejection> signature_from_headers(Headers const& headers);
 
 // "ed25519=<86 characters>", the header value for `signature`.
 std::string format_signature_header(Ed25519Signature const& signature);

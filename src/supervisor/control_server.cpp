@@ -1,6 +1,7 @@
 #include "control_server.h"
 
 #include "common/log.h"
+#include "common/uv_handle.h"
 
 #include <cerrno>
 #include <filesystem>
@@ -47,7 +48,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::create(uv_loop_t* loop, st
     if (!folder.empty() && !std::filesystem::exists(folder, ec)) {
         std::filesystem::create_directories(folder, ec);
         if (ec)
-            return Error { "mkdir", ec.value(), ec.message(), folder.string() };
+            return Error { ErrorDomain::Errno, ec.value(), "mkdir", ec.message(), folder.string() };
         ::chmod(folder.c_str(), 0755);
     }
     // A socket file left by a previous run (kill -9) would make bind fail.
@@ -66,7 +67,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::create(uv_loop_t* loop, st
                 static_cast<ControlServer*>(server->data)->on_connection();
         });
     if (rc < 0)
-        return Error { "bind", rc, uv_strerror(rc), self->m_path };
+        return uv_error(rc, "bind", self->m_path);
     // Status is not secret, but only the operator should be asking.
     ::chmod(self->m_path.c_str(), 0600);
     return self;

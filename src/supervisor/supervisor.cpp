@@ -73,7 +73,7 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(ServeOptions options)
     std::unique_ptr<Supervisor> self(
         new Supervisor(std::move(options), std::move(manifest.value), std::move(config.value), std::move(policy)));
     if (int rc = uv_loop_init(&self->m_loop); rc < 0)
-        return Error { "uv_loop_init", rc, uv_strerror(rc), {} };
+        return uv_error(rc, "uv_loop_init");
     self->m_loop_open = true;
 
     raise_fd_limit();

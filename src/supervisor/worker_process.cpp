@@ -217,7 +217,7 @@ void WorkerProcess::pass(UniqueFd fd, SocketAddress const& peer, std::string_vie
         auto sent = send(fd.get(), peer, prefix);
         if (sent)
             return; // the worker has its own copy; ours closes here
-        if (sent.error().code != EAGAIN) {
+        if (!sent.error().is(ErrorDomain::Errno, EAGAIN)) {
             log::warn("%s: passing a connection to worker %d: %s", m_identity.slug.c_str(), m_pid,
                 sent.error().text().c_str());
             reply_and_close(std::move(fd), Reply::Unavailable);
@@ -247,7 +247,7 @@ void WorkerProcess::flush_waiting()
     while (!m_waiting.empty() && m_in_flight < m_config.max_pending) {
         Waiting& next = m_waiting.front();
         auto sent = send(next.fd.get(), next.peer, next.prefix);
-        if (!sent && sent.error().code == EAGAIN) {
+        if (!sent && sent.error().is(ErrorDomain::Errno, EAGAIN)) {
             watch_channel(true);
             return;
         }

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "protocol/envelope.h"
 #include "worker/message_json.h"
+#include "worker/sqlite.h"
 #include "http/router.h"
 
 #include <algorithm>
@@ -20,7 +21,6 @@
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <variant>
 
 namespace posta {
 
@@ -98,7 +98,7 @@ std::optional<std::string> percent_decode(std::string_view text)
     return out;
 }
 
-std::variant<Query, Response> parse_query(std::string_view query)
+Result<Query, Response> parse_query(std::string_view query)
 {
     Query out;
     while (!query.empty()) {
@@ -127,7 +127,7 @@ std::optional<std::string_view> parameter(Query const& query, std::string_view n
     return std::string_view(it->second);
 }
 
-std::variant<std::optional<Box>, Response> box_parameter(Query const& query)
+Result<std::optional<Box>, Response> box_parameter(Query const& query)
 {
     auto value = parameter(query, "box");
     if (!value)
@@ -153,7 +153,7 @@ bool is_json_media_type(std::optional<std::string_view> content_type)
 
 // The request body as a JSON object whose fields are all in `known`, each at
 // most once; or the 415/400 for it.
-std::variant<json, Response> json_object_body(Request const& request, std::span<std::string_view const> known)
+Result<json, Response> json_object_body(Request const& request, std::span<std::string_view const> known)
 {
     if (request.headers.count("Content-Type") > 1 || !is_json_media_type(request.headers.get("Content-Type")))
         return Response::error(415, "unsupported_media_type", "the body must be JSON, sent with Content-Type: application/json");
@@ -196,7 +196,7 @@ std::variant<json, Response> json_object_body(Request const& request, std::span<
 }
 
 // A string field: its value, `fallback` when absent (nullopt: required), or the 400.
-std::variant<std::string, Response> string_field(json& object, char const* name, std::optional<std::string> fallback)
+Result<std::string, Response> string_field(json& object, char const* name, std::optional<std::string> fallback)
 {
     auto it = object.find(name);
     if (it == object.end()) {
@@ -211,7 +211,7 @@ std::variant<std::string, Response> string_field(json& object, char const* name,
 
 // "to": one identity URL or a non-empty array of them, canonical and without
 // repeats, in the order given.
-std::variant<std::vector<std::string>, Response> recipients_field(json const& object)
+Result<std::vector<std::string>, Response> recipients_field(json const& object)
 {
     auto it = object.find("to");
     if (it == object.end())
@@ -309,7 +309,7 @@ std::optional<Response> ApiServer::check_token(Request const& request)
 Response ApiServer::store_failure(Error const& error, char const* doing)
 {
     log::error("%s: %s", doing, error.text().c_str());
-    if ((error.code & 0xff) == SQLITE_BUSY || (error.code & 0xff) == SQLITE_LOCKED) {
+    if (is_sqlite_busy(error)) {
         Response response = Response::error(503, "busy", "the identity's database is busy; try again");
         response.headers.set("Retry-After", "1");
         return response;
@@ -320,13 +320,13 @@ Response ApiServer::store_failure(Error const& error, char const* doing)
 Response ApiServer::list_messages(Request const& request)
 {
     auto query = parse_query(request.query);
-    if (auto* refused = std::get_if<Response>(&query))
-        return std::move(*refused);
-    Query const& params = std::get<Query>(query);
+    if (!query)
+        return std::move(query).error();
+    Query const& params = query.value();
 
     auto box = box_parameter(params);
-    if (auto* refused = std::get_if<Response>(&box))
-        return std::move(*refused);
+    if (!box)
+        return std::move(box).error();
     int limit = default_limit;
     if (auto text = parameter(params, "limit")) {
         int value = 0;
@@ -345,7 +345,7 @@ Response ApiServer::list_messages(Request const& request)
             return bad_request("invalid_parameter", "before must be a cursor from the \"next\" of an earlier page");
     }
 
-    auto page = m_store.list_messages(std::get<std::optional<Box>>(box).value_or(Box::Inbox), limit, before);
+    auto page = m_store.list_messages(box.value().value_or(Box::Inbox), limit, before);
     if (!page)
         return store_failure(page.error(), "listing messages");
     auto messages = nlohmann::ordered_json::array();
@@ -361,28 +361,28 @@ Response ApiServer::send_message(Request const& request)
 {
     static constexpr std::array<std::string_view, 4> fields = { "to", "subject", "body", "content_type" };
     auto parsed = json_object_body(request, fields);
-    if (auto* refused = std::get_if<Response>(&parsed))
-        return std::move(*refused);
-    json& doc = std::get<json>(parsed);
+    if (!parsed)
+        return std::move(parsed).error();
+    json& doc = parsed.value();
 
     OutgoingMessage message;
     message.from = m_settings.own_url;
     auto recipients = recipients_field(doc);
-    if (auto* refused = std::get_if<Response>(&recipients))
-        return std::move(*refused);
-    message.to = std::move(std::get<std::vector<std::string>>(recipients));
+    if (!recipients)
+        return std::move(recipients).error();
+    message.to = std::move(recipients).value();
     auto subject = string_field(doc, "subject", std::string());
-    if (auto* refused = std::get_if<Response>(&subject))
-        return std::move(*refused);
-    message.subject = std::move(std::get<std::string>(subject));
+    if (!subject)
+        return std::move(subject).error();
+    message.subject = std::move(subject).value();
     auto body = string_field(doc, "body", std::nullopt);
-    if (auto* refused = std::get_if<Response>(&body))
-        return std::move(*refused);
-    message.body = std::move(std::get<std::string>(body));
+    if (!body)
+        return std::move(body).error();
+    message.body = std::move(body).value();
     auto content_type = string_field(doc, "content_type", std::string("text/plain"));
-    if (auto* refused = std::get_if<Response>(&content_type))
-        return std::move(*refused);
-    message.content_type = std::move(std::get<std::string>(content_type));
+    if (!content_type)
+        return std::move(content_type).error();
+    message.content_type = std::move(content_type).value();
     if (!is_valid_content_type(message.content_type))
         return bad_request("invalid_content_type",
             "\"content_type\" must be a media type such as \"text/plain\" or \"text/markdown; charset=utf-8\"");
@@ -427,15 +427,15 @@ Response ApiServer::message(Request const& request)
         return Response::error(404, "not_found", "no such resource: " + request.path);
 
     auto query = parse_query(request.query);
-    if (auto* refused = std::get_if<Response>(&query))
-        return std::move(*refused);
-    Query const& params = std::get<Query>(query);
+    if (!query)
+        return std::move(query).error();
+    Query const& params = query.value();
     MessageKey key;
     key.id = id;
     auto box = box_parameter(params);
-    if (auto* refused = std::get_if<Response>(&box))
-        return std::move(*refused);
-    key.box = std::get<std::optional<Box>>(box);
+    if (!box)
+        return std::move(box).error();
+    key.box = box.value();
     std::string from;
     if (auto text = parameter(params, "from")) {
         auto url = parse_identity_url(*text);
@@ -463,9 +463,9 @@ Response ApiServer::message(Request const& request)
     if (request.method == "PATCH") {
         static constexpr std::array<std::string_view, 1> fields = { "read" };
         auto parsed = json_object_body(request, fields);
-        if (auto* refused = std::get_if<Response>(&parsed))
-            return std::move(*refused);
-        json const& doc = std::get<json>(parsed);
+        if (!parsed)
+            return std::move(parsed).error();
+        json const& doc = parsed.value();
         auto it = doc.find("read");
         if (it == doc.end())
             return bad_request("missing_field", "the field \"read\" is required: {\"read\": true} or {\"read\": false}");
@@ -490,10 +490,10 @@ Response ApiServer::message(Request const& request)
 Response ApiServer::list_deliveries(Request const& request)
 {
     auto query = parse_query(request.query);
-    if (auto* refused = std::get_if<Response>(&query))
-        return std::move(*refused);
+    if (!query)
+        return std::move(query).error();
     std::optional<DeliveryState> state;
-    if (auto text = parameter(std::get<Query>(query), "state")) {
+    if (auto text = parameter(query.value(), "state")) {
         state = parse_delivery_state(*text);
         if (!state)
             return bad_request("invalid_parameter", "state must be \"queued\", \"delivered\" or \"failed\"");

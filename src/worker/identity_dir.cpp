@@ -20,9 +20,9 @@ Result<void> make_private_dir(std::string const& path)
     }
     if (errno != EEXIST) {
         Error error = Error::from_errno("mkdir", path);
-        if (error.code == EACCES || error.code == EPERM)
+        if (error.is(ErrorDomain::Errno, EACCES) || error.is(ErrorDomain::Errno, EPERM))
             error.detail += "; make the parent folder writable by the user posta-server runs as";
-        else if (error.code == ENOENT)
+        else if (error.is(ErrorDomain::Errno, ENOENT))
             error.detail += "; create the parent folder first, or set state_dir in the config";
         return error;
     }

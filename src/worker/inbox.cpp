@@ -168,7 +168,7 @@ void Inbox::handle(Request request, Responder responder)
     // 2. Shape, fields, version, sent_at (the size was the session's).
     auto parsed = parse_envelope(std::move(request.body), std::chrono::system_clock::now());
     if (!parsed) {
-        EnvelopeRejection const& rejection = parsed.rejection();
+        EnvelopeRejection const& rejection = parsed.error();
         refuse(responder, client, {}, EnvelopeRejection::http_status, rejection.code(), rejection.message);
         return;
     }
@@ -200,7 +200,7 @@ void Inbox::handle(Request request, Responder responder)
     // 5. The header first (no key is worth fetching for an unreadable one).
     auto signature = signature_from_headers(request.headers);
     if (!signature) {
-        SignatureRejection const& rejection = signature.rejection();
+        SignatureRejection const& rejection = signature.error();
         int status = rejection.http_status();
         refuse(responder, client, envelope.from, status, rejection.code(), rejection.message,
             status == 401 ? signature_challenge() : Headers {});

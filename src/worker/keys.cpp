@@ -110,7 +110,7 @@ Result<Keys> Keys::load_or_create(std::string const& dir)
         return load(fd.get(), path);
     if (errno != ENOENT) {
         Error error = Error::from_errno("open", path);
-        if (error.code == EACCES)
+        if (error.is(ErrorDomain::Errno, EACCES))
             error.detail += "; keys.json must be owned by the user posta-server runs as";
         return error;
     }

@@ -23,7 +23,7 @@ namespace {
 
 Error peer_error(PeerProblem problem, std::string detail, std::string url)
 {
-    return Error { "peer", static_cast<int>(problem), std::move(detail), std::move(url) };
+    return Error::of(problem, "peer", std::move(detail), std::move(url));
 }
 
 bool is_http_url(std::string_view text)
@@ -38,10 +38,7 @@ bool is_transient_status(int status) { return status == 408 || status == 429 || 
 
 PeerProblem peer_problem(Error const& error)
 {
-    if (error.op != "peer" || error.code < static_cast<int>(PeerProblem::Unreachable)
-        || error.code > static_cast<int>(PeerProblem::Cancelled))
-        return PeerProblem::Store;
-    return static_cast<PeerProblem>(error.code);
+    return error.code_as<PeerProblem>().value_or(PeerProblem::Store);
 }
 
 Result<Peer> parse_peer_document(std::string_view body, std::string_view expected_url, int64_t fetched_at_ms)

@@ -36,13 +36,17 @@ struct Peer {
     int64_t fetched_at_ms = 0; // when the document was fetched (Unix ms)
 };
 
-// Why no Peer came back. Error::code holds one of these (Error::op is
-// "peer", context the identity URL, detail the reason in words).
+// Why no Peer came back: the code of its Error (domain Peer, op "peer",
+// context the identity URL, detail the reason in words).
 enum class PeerProblem : int {
     Unreachable = 1, // no document: connect/TLS/timeout error, or a status other than 200
     BadDocument,     // a 200 whose body is not a valid document of that URL
     Store,           // inbox.db failed
     Cancelled,       // the HttpClient was closed (the worker is stopping)
+};
+template<>
+struct ErrorDomainOf<PeerProblem> {
+    static constexpr ErrorDomain value = ErrorDomain::Peer;
 };
 
 // The kind of an Error from this file (Store for one that is not).

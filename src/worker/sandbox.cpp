@@ -144,13 +144,13 @@ Result<void> install_seccomp()
             continue;
         if (int rc = seccomp_rule_add(filter, SCMP_ACT_ALLOW, number, 0); rc < 0) {
             release();
-            return Error { "seccomp_rule_add", -rc, std::strerror(-rc), name };
+            return Error::from_errno_code(-rc, "seccomp_rule_add", name);
         }
     }
     int rc = seccomp_load(filter);
     release();
     if (rc < 0)
-        return Error { "seccomp_load", -rc, std::strerror(-rc), {} };
+        return Error::from_errno_code(-rc, "seccomp_load", {});
     return {};
 }
 

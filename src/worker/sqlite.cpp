@@ -52,7 +52,7 @@ Result<SqliteDb> SqliteDb::open(std::string const& path, int flags)
     SqliteDb db(raw, path);
     if (rc != SQLITE_OK) {
         if (!raw)
-            return Error { "sqlite3_open_v2", rc, sqlite3_errstr(rc), path };
+            return Error { ErrorDomain::Sqlite, rc, "sqlite3_open_v2", sqlite3_errstr(rc), path };
         return db.error("sqlite3_open_v2");
     }
     sqlite3_extended_result_codes(raw, 1);
@@ -63,7 +63,7 @@ Error SqliteDb::error(std::string op) const
 {
     if (!m_db)
         return Error::message(std::move(op), "no database connection", m_path);
-    return Error { std::move(op), sqlite3_extended_errcode(m_db), sqlite3_errmsg(m_db), m_path };
+    return Error { ErrorDomain::Sqlite, sqlite3_extended_errcode(m_db), std::move(op), sqlite3_errmsg(m_db), m_path };
 }
 
 Result<void> SqliteDb::exec(char const* sql)
@@ -72,9 +72,17 @@ Result<void> SqliteDb::exec(char const* sql)
     int rc = sqlite3_exec(m_db, sql, nullptr, nullptr, &message);
     if (rc == SQLITE_OK)
         return {};
-    Error error { "sqlite3_exec", rc, message ? message : sqlite3_errstr(rc), m_path };
+    Error error { ErrorDomain::Sqlite, rc, "sqlite3_exec", message ? message : sqlite3_errstr(rc), m_path };
     sqlite3_free(message);
     return error;
+}
+
+bool is_sqlite_busy(Error const& error)
+{
+    if (error.domain != ErrorDomain::Sqlite)
+        return false;
+    int primary = error.code & 0xff; // an extended code keeps its primary code in the low byte
+    return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
 }
 
 Result<SqliteStmt> SqliteDb::prepare(std::string_view sql)
@@ -113,7 +121,7 @@ Error SqliteStmt::error(std::string op) const
 {
     sqlite3* db = sqlite3_db_handle(m_stmt);
     char const* file = sqlite3_db_filename(db, "main");
-    return Error { std::move(op), sqlite3_extended_errcode(db), sqlite3_errmsg(db), file ? file : "" };
+    return Error { ErrorDomain::Sqlite, sqlite3_extended_errcode(db), std::move(op), sqlite3_errmsg(db), file ? file : "" };
 }
 
 Result<void> SqliteStmt::check_bind(int rc, int index)

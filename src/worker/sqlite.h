@@ -83,6 +83,11 @@ private:
     sqlite3_stmt* m_stmt = nullptr;
 };
 
+// Whether `error` is SQLite's "the database is busy or locked" (SQLITE_BUSY,
+// SQLITE_LOCKED and their extended codes): another connection holds the
+// lock, and trying again later may succeed. False for any other domain.
+bool is_sqlite_busy(Error const& error);
+
 // BEGIN IMMEDIATE on construction (through begin()); ROLLBACK on destruction
 // unless commit() succeeded.
 class SqliteTransaction {

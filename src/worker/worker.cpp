@@ -188,7 +188,7 @@ Result<void> Worker::enter_sandbox()
 Result<void> Worker::open_loop()
 {
     if (int rc = uv_loop_init(&m_loop); rc < 0)
-        return Error { "uv_loop_init", rc, uv_strerror(rc) };
+        return uv_error(rc, "uv_loop_init");
     m_loop_open = true;
 
     auto poll = make_poll(&m_loop, m_signals.fd(), this);
@@ -200,7 +200,7 @@ Result<void> Worker::open_loop()
             self->on_signals_readable();
     });
     if (rc < 0)
-        return Error { "uv_poll_start", rc, uv_strerror(rc), "signal pipe" };
+        return uv_error(rc, "uv_poll_start", "signal pipe");
     return {};
 }
 
@@ -353,7 +353,7 @@ void Worker::on_channel_event(int status, int events)
     while (connections.size() < max_connections_per_turn) {
         auto received = receive_message(m_setup.channel.get());
         if (!received) {
-            if (received.error().code == ECONNRESET) {
+            if (received.error().is(ErrorDomain::Errno, ECONNRESET)) {
                 stop_reason = "the supervisor's end of the channel was reset";
                 break;
             }
@@ -402,7 +402,7 @@ void Worker::credit_taken()
         auto sent = send_taken(m_setup.channel.get(), m_untaken);
         if (sent) {
             m_untaken = 0;
-        } else if (sent.error().code != EAGAIN) {
+        } else if (!sent.error().is(ErrorDomain::Errno, EAGAIN)) {
             // The supervisor is gone; its EOF follows on the channel.
             log::warn("%s", sent.error().text().c_str());
             m_untaken = 0;

@@ -10,10 +10,8 @@ namespace {
 // The parsed value, or -1ms when the text is refused.
 Duration parse(std::string_view text)
 {
-    Duration out(-1);
-    if (!parse_duration(text, out))
-        return Duration(-1);
-    return out;
+    auto parsed = parse_duration(text);
+    return parsed ? *parsed : Duration(-1);
 }
 
 }
@@ -45,11 +43,14 @@ TEST_CASE("signs, spaces, fractions, missing or unknown units are refused")
     }
 }
 
-TEST_CASE("a refused text leaves the output untouched")
+TEST_CASE("a refused text is an error that says why and quotes the text")
 {
-    Duration out = 7s;
-    CHECK_FALSE(parse_duration("nope", out));
-    CHECK(out == 7s);
+    auto unit = parse_duration("10sec");
+    REQUIRE_FALSE(unit.ok());
+    CHECK(unit.error().text() == "duration \"10sec\": the unit is not one of ms, s, m, h, d");
+    auto zero = parse_duration("0s");
+    REQUIRE_FALSE(zero.ok());
+    CHECK(zero.error().detail == "it is zero");
 }
 
 TEST_CASE("values that overflow 64-bit milliseconds are refused")

@@ -177,8 +177,8 @@ TEST_CASE("the host key of an identity URL equals the key of a Host header for i
 {
     auto url = parse_identity_url("http://Arne.Local.:8080");
     REQUIRE(url.ok());
-    CHECK(host_key_from_header("ARNE.local:8080") == url->host_key);
-    CHECK(host_key_from_header("arne.local") == url->host_key);
+    CHECK(key("ARNE.local:8080") == url->host_key);
+    CHECK(key("arne.local") == url->host_key);
 }
 
 TEST_CASE("identity URLs with a wrong or missing scheme are refused with the fix")

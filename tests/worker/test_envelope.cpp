@@ -32,12 +32,12 @@ ordered_json valid_doc()
     };
 }
 
-EnvelopeResult parse(ordered_json const& doc)
+Result<Envelope, EnvelopeRejection> parse(ordered_json const& doc)
 {
     return parse_envelope(doc.dump(), now);
 }
 
-EnvelopeResult parse_with(char const* field, ordered_json value)
+Result<Envelope, EnvelopeRejection> parse_with(char const* field, ordered_json value)
 {
     auto doc = valid_doc();
     doc[field] = std::move(value);
@@ -45,13 +45,13 @@ EnvelopeResult parse_with(char const* field, ordered_json value)
 }
 
 // True when `result` is a rejection with `code` for `field`; says why not.
-bool rejected(EnvelopeResult const& result, std::string_view code, std::string_view field)
+bool rejected(Result<Envelope, EnvelopeRejection> const& result, std::string_view code, std::string_view field)
 {
     if (result.ok()) {
         MESSAGE("accepted");
         return false;
     }
-    auto const& rejection = result.rejection();
+    auto const& rejection = result.error();
     bool matches = rejection.code() == code && rejection.field == field && !rejection.message.empty();
     if (!matches)
         MESSAGE("got ", rejection.code(), " on \"", rejection.field, "\": ", rejection.message);
@@ -247,14 +247,14 @@ TEST_CASE("an overlong from is refused without being echoed back")
     std::string url = "http://" + std::string(5000, 'a') + ".example";
     auto result = parse_with("from", url);
     CHECK(rejected(result, "invalid_url", "from"));
-    CHECK(result.rejection().message.size() < 200);
+    CHECK(result.error().message.size() < 200);
 }
 
 TEST_CASE("an overlong sent_at is refused without being echoed back")
 {
     auto result = parse_with("sent_at", "2026-11-27T08:59:00." + std::string(5000, '0') + "Z");
     CHECK(rejected(result, "invalid_time", "sent_at"));
-    CHECK(result.rejection().message.size() < 200);
+    CHECK(result.error().message.size() < 200);
 }
 
 TEST_CASE("a sent_at that is not RFC 3339 UTC is refused as invalid_time")

@@ -480,7 +480,7 @@ TEST_CASE("a refused connection is a Connect error with curl's message and the U
     client->start(get(url), outcome.callback());
     REQUIRE(loop.run_until([&] { return outcome.done(); }));
     CHECK(outcome.error() == HttpClientError::Connect);
-    CHECK(outcome.result->error().op == "http");
+    CHECK(outcome.result->error().domain == ErrorDomain::HttpClient);
     CHECK(outcome.result->error().context == url);
     CHECK_FALSE(outcome.result->error().detail.empty());
 }

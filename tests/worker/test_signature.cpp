@@ -48,8 +48,8 @@ bool refused_with(std::string_view value, std::string_view code)
         MESSAGE("accepted: ", value);
         return false;
     }
-    if (parsed.rejection().code() != code || parsed.rejection().message.empty()) {
-        MESSAGE("got ", parsed.rejection().code(), ": ", parsed.rejection().message);
+    if (parsed.error().code() != code || parsed.error().message.empty()) {
+        MESSAGE("got ", parsed.error().code(), ": ", parsed.error().message);
         return false;
     }
     return true;
@@ -192,8 +192,8 @@ TEST_CASE("a request without Posta-Signature is refused as missing_signature wit
     headers.add("Content-Type", "application/json");
     auto parsed = signature_from_headers(headers);
     REQUIRE_FALSE(parsed.ok());
-    CHECK(parsed.rejection().code() == "missing_signature");
-    CHECK(parsed.rejection().http_status() == 401);
+    CHECK(parsed.error().code() == "missing_signature");
+    CHECK(parsed.error().http_status() == 401);
 }
 
 TEST_CASE("a request with two Posta-Signature headers is refused as malformed_signature")
@@ -204,8 +204,8 @@ TEST_CASE("a request with two Posta-Signature headers is refused as malformed_si
     headers.add("posta-signature", header_for(body, keys));
     auto parsed = signature_from_headers(headers);
     REQUIRE_FALSE(parsed.ok());
-    CHECK(parsed.rejection().code() == "malformed_signature");
-    CHECK(parsed.rejection().http_status() == 400);
+    CHECK(parsed.error().code() == "malformed_signature");
+    CHECK(parsed.error().http_status() == 400);
 }
 
 TEST_CASE("the Posta-Signature header is found whatever the case of its name")

@@ -88,7 +88,7 @@ TEST_CASE("(box, sender, id) of a message is unique, so redeliveries are duplica
     REQUIRE(store->db().exec("UPDATE messages SET deleted = 1, body = ''").ok());
     auto again = store->db().exec(insert);
     REQUIRE(!again.ok());
-    CHECK(again.error().code == SQLITE_CONSTRAINT_UNIQUE);
+    CHECK(again.error().is(ErrorDomain::Sqlite, SQLITE_CONSTRAINT_UNIQUE));
 }
 
 TEST_CASE("event sequence numbers are never reused")
