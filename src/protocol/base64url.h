@@ -1,6 +1,6 @@
 // base64url without padding (RFC 4648 section 5), the encoding of every
 // binary value on the posta wire and in keys.json. Used by the worker's keys,
-// identity document and (later) signatures; libsodium does the work.
+// identity document and delivery signatures; libsodium does the work.
 #pragma once
 
 #include <cstddef>

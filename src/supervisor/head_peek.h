@@ -32,7 +32,6 @@ public:
     // call stopped). Bytes after the head are not examined.
     State feed(std::string_view bytes);
 
-    State state() const { return m_state; }
     // The raw Host value (empty when absent) and how many Host headers came.
     std::string const& host() const { return m_host; }
     int host_count() const { return m_host_count; }

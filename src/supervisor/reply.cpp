@@ -46,23 +46,6 @@ std::string const& wire(Reply reply)
 
 }
 
-int reply_status(Reply reply)
-{
-    switch (reply) {
-    case Reply::BadRequest:
-        return 400;
-    case Reply::NotFound:
-        return 404;
-    case Reply::RequestTimeout:
-        return 408;
-    case Reply::HeadTooLarge:
-        return 431;
-    case Reply::Unavailable:
-        break;
-    }
-    return 503;
-}
-
 void reply_and_close(UniqueFd connection, Reply reply)
 {
     int fd = connection.get();

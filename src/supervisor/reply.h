@@ -16,8 +16,6 @@ enum class Reply {
     Unavailable,      // 503: the identity's worker is not ready
 };
 
-int reply_status(Reply);
-
 // Drains what the client already sent (so closing does not turn into a
 // reset that destroys the answer in flight), writes the reply if the socket
 // takes it at once, and closes the connection.
