@@ -7,6 +7,7 @@
 #pragma once
 
 #include "common/duration.h"
+#include "common/lifetime.h"
 #include "common/result.h"
 #include "common/uv_handle.h"
 
@@ -19,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <sys/socket.h>
 #include <utility>
 #include <vector>
 
@@ -66,6 +68,7 @@ enum class HttpClientError : int {
     Invalid,     // the request itself: bad URL, scheme, method, header, timeout
     Cancelled,   // cancel(), close(), or start() after close()
     Internal,    // out of memory, or curl or libuv refused a handle
+    Refused,     // the connect hook refused every address (detail: its words)
 };
 template<>
 struct ErrorDomainOf<HttpClientError> {
@@ -79,12 +82,29 @@ char const* http_client_error_name(HttpClientError);
 
 using HttpRequestId = uint64_t;
 
+// One connection attempt, just before curl opens its socket: after name
+// resolution, once for every address curl tries (each of happy eyeballs'
+// too). A request on a reused connection makes none.
+struct HttpConnectAttempt {
+    HttpRequestId request;
+    std::string_view url; // the request's
+    sockaddr const* address;
+    socklen_t length;
+};
+
 struct HttpClientTrampolines;
+struct HttpTransfer;
 
 class HttpClient {
 public:
     // Called once per started request with the response or the error.
     using Callback = std::function<void(Result<HttpClientResponse>)>;
+    // Called for every connection attempt. A refusal (words for logs and
+    // the owner) keeps that socket from being opened: curl goes on to the
+    // next address, and the request fails with Refused and these words when
+    // none is left. nullopt lets the attempt go. Runs inside curl, so it must
+    // not start, cancel or close requests, nor throw.
+    using ConnectHook = std::function<std::optional<std::string>(HttpConnectAttempt const&)>;
 
     // curl_global_init for the whole process (later calls return the first
     // outcome), and a check that this libcurl can serve us: 7.87 or later,
@@ -127,17 +147,12 @@ public:
     // Requests started whose callbacks have not run yet.
     size_t in_flight() const { return m_transfers.size() + m_completions.size(); }
 
-    // The address ("192.0.2.7:443", "[2001:db8::7]:443") that the latest
-    // request to `url`'s host and port that opened a connection tried first,
-    // whether the connection worked or not; nullopt until one did (a request
-    // on a reused connection opens none and changes nothing). Every name of
-    // one machine resolves to the same first address, so callers use it to
-    // treat them as one destination.
-    std::optional<std::string> address_of(std::string_view url) const;
+    // Replaces the hook (an empty one allows every attempt). It applies to
+    // the connections opened from then on, those of requests in flight too.
+    void set_connect_hook(ConnectHook hook) { m_connect_hook = std::move(hook); }
 
 private:
     friend struct HttpClientTrampolines;
-    struct Transfer; // one request: its CURL, header list, buffers, callback
     struct Watch;    // one socket curl asked us to watch
     struct Completion {
         HttpRequestId id;
@@ -153,7 +168,6 @@ private:
 
     Result<void> open_multi();
     void close_multi();
-    Result<void> prepare(Transfer&);
     void drive(int fd, int curl_events);
     void collect_done();
     void finish(HttpRequestId, Result<HttpClientResponse>);
@@ -170,14 +184,12 @@ private:
     UvHandle<uv_timer_t> m_curl_timer;           // curl's next timeout
     UvHandle<uv_timer_t> m_deliver_timer;        // runs queued callbacks
     std::unordered_map<int, std::unique_ptr<Watch>> m_watches; // by fd
-    std::unordered_map<HttpRequestId, std::unique_ptr<Transfer>> m_transfers;
-    // address_of(): "host:port" (as curl parses the URL) -> first address
-    // tried. Forgotten all at once past max_addresses entries.
-    std::unordered_map<std::string, std::string> m_addresses;
+    std::unordered_map<HttpRequestId, std::unique_ptr<HttpTransfer>> m_transfers; // http_transfer.h
     std::deque<Completion> m_completions; // decided, callback not run yet
+    ConnectHook m_connect_hook;
     HttpRequestId m_next_id = 1;
     bool m_closed = false;
-    bool* m_destroyed = nullptr; // set by deliver() to learn of its own death
+    Lifetime m_lifetime; // deliver() learns through it that a callback destroyed us
 };
 
 }

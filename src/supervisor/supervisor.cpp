@@ -323,6 +323,11 @@ void Supervisor::on_pending_readable(Pending& pending)
 
     UniqueFd fd = std::move(pending.fd);
     pending.poll.close(); // stop watching before the fd leaves this process
+    // This runs in the pending connection's own poll callback, and what it
+    // calls reaches the worker registry; should that ever end the pending
+    // connections (a shutdown clears them all), this one is gone and
+    // nothing of it is touched (common/lifetime.h).
+    LifetimeGuard alive = pending.lifetime.guard();
     switch (state) {
     case HeadPeek::State::Complete:
         route(std::move(fd), pending.peer, pending.head, pending.buffer);
@@ -336,7 +341,8 @@ void Supervisor::on_pending_readable(Pending& pending)
     case HeadPeek::State::NeedMore:
         break;
     }
-    drop_pending(pending);
+    if (alive)
+        drop_pending(pending);
 }
 
 void Supervisor::drop_pending(Pending& pending)

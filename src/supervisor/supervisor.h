@@ -8,6 +8,7 @@
 #include "common/acl.h"
 #include "common/address.h"
 #include "common/config.h"
+#include "common/lifetime.h"
 #include "common/manifest.h"
 #include "common/policy.h"
 #include "common/result.h"
@@ -59,6 +60,7 @@ private:
         UvHandle<uv_poll_t> poll; // declared after fd: closed before it
         Supervisor* owner = nullptr;
         std::list<std::unique_ptr<Pending>>::iterator position;
+        Lifetime lifetime; // it is erased inside its own poll callback
 
         explicit Pending(size_t max_head_bytes)
             : head(max_head_bytes)

@@ -119,7 +119,6 @@ Inbox::Inbox(uv_loop_t* loop, std::string url, Store& store, PeerDirectory& peer
     , m_by_address(policy.rate_per_minute)
     , m_by_sender(policy.rate_per_minute)
     , m_commit_timer(make_timer(loop, this))
-    , m_alive(std::make_shared<Inbox*>(this))
 {
 }
 
@@ -219,10 +218,9 @@ void Inbox::handle(Request request, Responder responder)
         verify(delivery, *cached.value(), KeySource::Cache);
         return;
     }
-    std::weak_ptr<Inbox*> alive = m_alive;
-    m_peers.fetch(delivery->envelope.from, [alive, delivery](Result<Peer> peer) {
-        if (auto self = alive.lock())
-            (*self)->on_key(delivery, std::move(peer), KeySource::Fetch);
+    m_peers.fetch(delivery->envelope.from, [this, alive = m_lifetime.guard(), delivery](Result<Peer> peer) {
+        if (alive)
+            on_key(delivery, std::move(peer), KeySource::Fetch);
     });
 }
 
@@ -274,11 +272,11 @@ void Inbox::verify(std::shared_ptr<Delivery> const& delivery, Peer const& peer, 
     }
     if (source == KeySource::Cache) {
         // The sender may have rotated its key since we cached it.
-        std::weak_ptr<Inbox*> alive = m_alive;
-        bool refetching = m_peers.refetch(d.envelope.from, [alive, delivery](Result<Peer> fresh) {
-            if (auto self = alive.lock())
-                (*self)->on_key(delivery, std::move(fresh), KeySource::Refetch);
-        });
+        bool refetching = m_peers.refetch(d.envelope.from,
+            [this, alive = m_lifetime.guard(), delivery](Result<Peer> fresh) {
+                if (alive)
+                    on_key(delivery, std::move(fresh), KeySource::Refetch);
+            });
         if (refetching)
             return;
     }
@@ -334,7 +332,7 @@ void Inbox::commit_batch()
             d.responder.respond(Response::json(202, { { "status", "accepted" } }));
     }
 
-    std::weak_ptr<Inbox*> alive = m_alive;
+    LifetimeGuard alive = m_lifetime.guard();
     for (InboundOutcome const& outcome : outcomes.value()) {
         if (outcome.duplicate)
             continue;
@@ -345,7 +343,7 @@ void Inbox::commit_batch()
         } catch (...) {
             log::error("inbox: publishing event %lld failed", static_cast<long long>(outcome.event.seq));
         }
-        if (alive.expired())
+        if (!alive)
             return; // a subscriber's callback destroyed us
     }
 }

@@ -7,6 +7,7 @@
 // the peer directory, the sink and the policy are the worker's.
 #pragma once
 
+#include "common/lifetime.h"
 #include "common/policy.h"
 #include "common/result.h"
 #include "common/uv_handle.h"
@@ -78,9 +79,9 @@ private:
     RateLimiter m_by_sender;
     std::vector<std::shared_ptr<Delivery>> m_batch;
     UvHandle<uv_timer_t> m_commit_timer; // due at once while m_batch is not empty
-    // Peer callbacks hold this weakly: one that runs after the inbox died
+    // Peer callbacks hold its guard: one that runs after the inbox died
     // finds it expired.
-    std::shared_ptr<Inbox*> m_alive;
+    Lifetime m_lifetime;
 };
 
 }

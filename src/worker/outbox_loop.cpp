@@ -46,6 +46,7 @@ AttemptOutcome classify_error(HttpClientError error)
         // the same request.
         return AttemptOutcome::Failed;
     case HttpClientError::Connect:
+    case HttpClientError::Refused: // the name may lead elsewhere later, or the operator allow it
     case HttpClientError::Timeout:
     case HttpClientError::TooLarge:
     case HttpClientError::Tls:
@@ -113,7 +114,6 @@ OutboxLoop::OutboxLoop(uv_loop_t* loop, Store& store, PeerDirectory& peers, Http
     , m_events(events)
     , m_settings(std::move(settings))
     , m_timer(make_timer(loop, this))
-    , m_alive(std::make_shared<OutboxLoop*>(this))
 {
     // The timer alone must not keep the loop (and a stopping worker) alive.
     uv_unref(reinterpret_cast<uv_handle_t*>(m_timer.get()));
@@ -121,7 +121,7 @@ OutboxLoop::OutboxLoop(uv_loop_t* loop, Store& store, PeerDirectory& peers, Http
 
 OutboxLoop::~OutboxLoop()
 {
-    *m_alive = nullptr;
+    m_lifetime.end();
     for (auto& [recipient, attempt] : m_in_flight) {
         if (attempt.request != 0)
             m_http.cancel(attempt.request);
@@ -163,11 +163,11 @@ void OutboxLoop::arm(std::optional<int64_t> at_ms)
 
 // A posta server hosts many identities under as many names, so a name is
 // not the host the bounds and the circuit are about: the machine is. The
-// address the client last reached the recipient at stands for it; before any
+// address the worker last reached the recipient at stands for it; before any
 // connection to it, its URL's "host:port" does.
 std::string OutboxLoop::destination_host(std::string const& recipient) const
 {
-    if (auto address = m_http.address_of(recipient))
+    if (auto address = m_machines.address_of(recipient))
         return std::move(*address);
     auto parsed = parse_identity_url(recipient);
     if (!parsed)
@@ -237,22 +237,19 @@ bool OutboxLoop::start(PendingDelivery delivery, std::string host)
         send(recipient, *cached.value());
         return true;
     }
-    std::weak_ptr<OutboxLoop*> alive = m_alive;
-    m_peers.fetch(recipient, [alive, recipient](Result<Peer> peer) {
-        auto self = alive.lock();
-        if (!self || !*self)
+    m_peers.fetch(recipient, [this, alive = m_lifetime.guard(), recipient](Result<Peer> peer) {
+        if (!alive)
             return;
-        OutboxLoop& loop = **self;
         if (peer) {
-            loop.send(recipient, peer.value());
+            send(recipient, peer.value());
             return;
         }
         if (peer_problem(peer.error()) == PeerProblem::Cancelled) {
-            loop.finish(recipient, AttemptOutcome::Abandoned, std::nullopt, {}, std::nullopt);
+            finish(recipient, AttemptOutcome::Abandoned, std::nullopt, {}, std::nullopt);
             return;
         }
         // No usable document (yet): the recipient may be down or mid-setup.
-        loop.finish(recipient, AttemptOutcome::Retry, std::nullopt,
+        finish(recipient, AttemptOutcome::Retry, std::nullopt,
             "identity document: " + peer.error().text(), std::nullopt);
     });
     return true;
@@ -282,23 +279,23 @@ void OutboxLoop::send(std::string const& recipient, Peer const& peer)
     request.headers.emplace_back("Content-Type", "application/json");
     request.headers.emplace_back(std::string(signature_header), format_signature_header(m_keys.sign(request.body)));
 
-    std::weak_ptr<OutboxLoop*> alive = m_alive;
-    it->second.request = m_http.start(std::move(request), [alive, recipient](Result<HttpClientResponse> response) {
-        auto self = alive.lock();
-        if (!self || !*self)
-            return;
-        OutboxLoop& loop = **self;
-        if (!response) {
-            auto kind = http_client_error(response.error());
-            loop.finish(recipient, classify_error(kind), std::nullopt, response.error().text(), std::nullopt);
-            return;
-        }
-        auto const& answer = response.value();
-        std::optional<int64_t> retry_after;
-        if (answer.status == 429)
-            retry_after = parse_retry_after(answer.header("retry-after"));
-        loop.finish(recipient, classify_status(answer.status), answer.status, answer.body, retry_after);
-    });
+    it->second.request = m_http.start(std::move(request),
+        [this, alive = m_lifetime.guard(), recipient](Result<HttpClientResponse> response) {
+            if (!alive)
+                return;
+            if (!response) {
+                auto kind = http_client_error(response.error());
+                if (kind == HttpClientError::Refused)
+                    log::warn("outbox: delivery to %s: %s", recipient.c_str(), response.error().text().c_str());
+                finish(recipient, classify_error(kind), std::nullopt, response.error().text(), std::nullopt);
+                return;
+            }
+            auto const& answer = response.value();
+            std::optional<int64_t> retry_after;
+            if (answer.status == 429)
+                retry_after = parse_retry_after(answer.header("retry-after"));
+            finish(recipient, classify_status(answer.status), answer.status, answer.body, retry_after);
+        });
 }
 
 void OutboxLoop::finish(std::string const& recipient, AttemptOutcome outcome, std::optional<int> status,

@@ -9,10 +9,12 @@
 #pragma once
 
 #include "common/duration.h"
+#include "common/lifetime.h"
 #include "common/result.h"
 #include "common/uv_handle.h"
 #include "http/http_client.h"
 #include "worker/event_sink.h"
+#include "worker/machine_addresses.h"
 #include "worker/store.h"
 
 #include <cstddef>
@@ -114,6 +116,11 @@ public:
 
     size_t in_flight() const { return m_in_flight.size(); }
 
+    // Every connection attempt of the worker's HttpClient (the worker's
+    // connect hook calls it), so a recipient's machine is known by the
+    // address its name led to.
+    void note_connection(HttpConnectAttempt const& attempt) { m_machines.note(attempt); }
+
 private:
     struct Attempt {
         PendingDelivery delivery;
@@ -145,8 +152,8 @@ private:
     UvHandle<uv_timer_t> m_timer;
     std::unordered_map<std::string, Attempt> m_in_flight; // by recipient URL
     std::unordered_map<std::string, HostCircuit> m_circuits; // by destination_host()
-    // Callbacks of the client and the directory hold this weakly.
-    std::shared_ptr<OutboxLoop*> m_alive;
+    MachineAddresses m_machines;
+    Lifetime m_lifetime; // callbacks of the client and the directory hold its guard
 };
 
 }

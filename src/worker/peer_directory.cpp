@@ -1,7 +1,7 @@
 // A fetch's life: fetch() files the caller under the URL in m_fetches and
 // starts one GET unless one is in flight; on_fetched() takes the whole list
 // out of the map before calling anyone, so a waiter may fetch the same URL
-// again (a new entry) or destroy the directory (m_alive tells the loop).
+// again (a new entry) or destroy the directory (m_lifetime tells the loop).
 //
 // The cache is inbox.db's peers table, so entries survive restarts and the
 // forced-refetch budget (peers.refetched_at) does too: a sender cannot reset
@@ -95,14 +95,13 @@ PeerDirectory::PeerDirectory(Store& store, HttpClient& http, Limits limits, Wall
     , m_http(http)
     , m_limits(limits)
     , m_clock(std::move(clock))
-    , m_alive(std::make_shared<PeerDirectory*>(this))
 {
 }
 
 PeerDirectory::~PeerDirectory()
 {
-    m_alive.reset();
-    // Cancelled callbacks still come, later; they find m_alive expired.
+    m_lifetime.end();
+    // Cancelled callbacks still come, later; they find the guard expired.
     auto fetches = std::exchange(m_fetches, {});
     for (auto& [url, fetch] : fetches)
         m_http.cancel(fetch.request);
@@ -154,13 +153,13 @@ void PeerDirectory::fetch(std::string const& url, Callback done)
     request.connect_timeout = m_limits.fetch_timeout;
     request.timeout = m_limits.fetch_timeout;
     request.max_response_bytes = m_limits.max_document_bytes;
-    std::weak_ptr<PeerDirectory*> alive = m_alive;
     // start() never calls back from inside itself, so the entry is complete
     // (its request id set) before on_fetched() can look for it.
-    it->second.request = m_http.start(std::move(request), [alive, url](Result<HttpClientResponse> response) {
-        if (auto self = alive.lock())
-            (*self)->on_fetched(url, std::move(response));
-    });
+    it->second.request = m_http.start(std::move(request),
+        [this, alive = m_lifetime.guard(), url](Result<HttpClientResponse> response) {
+            if (alive)
+                on_fetched(url, std::move(response));
+        });
 }
 
 bool PeerDirectory::refetch(std::string const& url, Callback done)
@@ -249,11 +248,11 @@ void PeerDirectory::on_fetched(std::string const& url, Result<HttpClientResponse
         log::warn("peer %s: %s", url.c_str(), peer.error().detail.c_str());
     }
 
-    std::weak_ptr<PeerDirectory*> alive = m_alive;
+    LifetimeGuard alive = m_lifetime.guard();
     for (auto& waiter : waiters) {
         // A waiter may destroy the directory; the rest are then dropped,
         // as the destructor promises.
-        if (alive.expired())
+        if (!alive)
             return;
         waiter(peer);
     }

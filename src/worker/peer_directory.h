@@ -8,6 +8,7 @@
 #pragma once
 
 #include "common/duration.h"
+#include "common/lifetime.h"
 #include "common/result.h"
 #include "http/http_client.h"
 #include "protocol/signature.h"
@@ -121,9 +122,9 @@ private:
     Limits m_limits;
     WallClock m_clock;
     std::unordered_map<std::string, Fetch> m_fetches; // by URL
-    // HttpClient callbacks hold this weakly: one that runs after the
-    // directory died (a Cancelled, say) finds it expired and does nothing.
-    std::shared_ptr<PeerDirectory*> m_alive;
+    // HttpClient callbacks hold its guard: one that runs after the directory
+    // died (a Cancelled, say) finds it expired and does nothing.
+    Lifetime m_lifetime;
 };
 
 }

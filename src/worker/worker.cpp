@@ -259,6 +259,13 @@ Result<void> Worker::start_serving()
     outbox.give_up = m_setup.config.delivery_give_up;
     m_outbox = std::make_unique<OutboxLoop>(&m_loop, *m_store, *m_peers, *m_http, *m_keys, *m_sink, std::move(outbox));
     m_outbox->wake(); // resume what a previous run left queued
+    // Every connection the worker opens tells the outbox which machine a
+    // peer's name leads to.
+    m_http->set_connect_hook([this](HttpConnectAttempt const& attempt) -> std::optional<std::string> {
+        if (m_outbox)
+            m_outbox->note_connection(attempt);
+        return std::nullopt;
+    });
 
     m_context.loop = &m_loop;
     m_context.router = &m_router;

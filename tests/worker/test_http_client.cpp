@@ -2,7 +2,9 @@
 // connection, each running a test's script with blocking sockets, while the
 // test's own thread drives the client's libuv loop.
 #include "test_loop.h"
+#include "common/address.h"
 #include "http/http_client.h"
+#include "worker/machine_addresses.h"
 
 #include <doctest/doctest.h>
 
@@ -15,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -485,24 +488,83 @@ TEST_CASE("a refused connection is a Connect error with curl's message and the U
     CHECK_FALSE(outcome.result->error().detail.empty());
 }
 
-TEST_CASE("the first address a request tried is kept per host and port, refused or not")
+TEST_CASE("a connect hook that refuses the address fails the request with Refused and its words, unconnected")
+{
+    TestLoop loop;
+    TestServer server(answer_hello);
+    auto client = make_client(loop);
+    std::vector<std::string> seen;
+    client->set_connect_hook([&](HttpConnectAttempt const& attempt) -> std::optional<std::string> {
+        seen.push_back(format_address(attempt.address, attempt.length));
+        if (attempt.url.ends_with("/refused"))
+            return "not this one";
+        return std::nullopt;
+    });
+
+    Outcome refused;
+    client->start(get(server.url("/refused")), refused.callback());
+    REQUIRE(loop.run_until([&] { return refused.done(); }));
+    CHECK(refused.error() == HttpClientError::Refused);
+    CHECK(refused.result->error().detail == "not this one");
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0] == "127.0.0.1:" + std::to_string(server.port()));
+
+    // A connection the refused request had made would be accepted before
+    // this one's, so one accept after this answer means it made none.
+    Outcome allowed;
+    client->start(get(server.url("/")), allowed.callback());
+    REQUIRE(loop.run_until([&] { return allowed.done(); }));
+    REQUIRE(allowed.response().status == 200);
+    CHECK(server.accepted() == 1);
+}
+
+TEST_CASE("a proxy from the environment cannot carry a request past the connect hook")
+{
+    TestLoop loop;
+    TestServer proxy(answer_hello);
+    TestServer target(answer_hello);
+    auto client = make_client(loop);
+    client->set_connect_hook([&](HttpConnectAttempt const& attempt) -> std::optional<std::string> {
+        if (format_address(attempt.address, attempt.length).ends_with(":" + std::to_string(target.port())))
+            return "not the target";
+        return std::nullopt;
+    });
+    std::string proxy_url = proxy.url("");
+    for (char const* name : { "http_proxy", "HTTP_PROXY", "https_proxy", "ALL_PROXY", "all_proxy" })
+        ::setenv(name, proxy_url.c_str(), 1);
+    Outcome outcome;
+    client->start(get(target.url("/")), outcome.callback());
+    REQUIRE(loop.run_until([&] { return outcome.done(); }));
+    for (char const* name : { "http_proxy", "HTTP_PROXY", "https_proxy", "ALL_PROXY", "all_proxy" })
+        ::unsetenv(name);
+    CHECK(outcome.error() == HttpClientError::Refused);
+    CHECK(proxy.accepted() == 0);
+    CHECK(target.accepted() == 0);
+}
+
+TEST_CASE("the outbox's address book keeps the first address a request tried per host and port, refused or not")
 {
     TestLoop loop;
     auto client = make_client(loop);
+    MachineAddresses machines;
+    client->set_connect_hook([&](HttpConnectAttempt const& attempt) -> std::optional<std::string> {
+        machines.note(attempt);
+        return std::nullopt;
+    });
     RefusingPort refusing;
     std::string port = std::to_string(refusing.port());
     std::string url = "http://127.0.0.1:" + port + "/inbox";
-    CHECK_FALSE(client->address_of(url).has_value());
+    CHECK_FALSE(machines.address_of(url).has_value());
 
     Outcome refused;
     client->start(get(url), refused.callback());
     REQUIRE(loop.run_until([&] { return refused.done(); }));
     REQUIRE(refused.error() == HttpClientError::Connect);
-    CHECK(client->address_of(url) == "127.0.0.1:" + port);
+    CHECK(machines.address_of(url) == "127.0.0.1:" + port);
     // Any URL of that host and port; not another port, nor garbage.
-    CHECK(client->address_of("http://127.0.0.1:" + port) == "127.0.0.1:" + port);
-    CHECK_FALSE(client->address_of("http://127.0.0.1:1/").has_value());
-    CHECK_FALSE(client->address_of("not a url").has_value());
+    CHECK(machines.address_of("http://127.0.0.1:" + port) == "127.0.0.1:" + port);
+    CHECK_FALSE(machines.address_of("http://127.0.0.1:1/").has_value());
+    CHECK_FALSE(machines.address_of("not a url").has_value());
 
     // A name is kept under the name, with the address it led to.
     TestServer server(answer_hello);
@@ -511,7 +573,7 @@ TEST_CASE("the first address a request tried is kept per host and port, refused 
     client->start(get(named), answered.callback());
     REQUIRE(loop.run_until([&] { return answered.done(); }));
     REQUIRE(answered.response().status == 200);
-    auto address = client->address_of("http://localhost:" + std::to_string(server.port()) + "/.well-known/posta");
+    auto address = machines.address_of("http://localhost:" + std::to_string(server.port()) + "/.well-known/posta");
     REQUIRE(address.has_value());
     CHECK(address->ends_with(":" + std::to_string(server.port())));
 }

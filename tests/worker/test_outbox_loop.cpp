@@ -32,7 +32,8 @@ TEST_CASE("408, 425, 429 and every 5xx are retried, other 4xx fail at once")
 TEST_CASE("transport errors are retried, a cancelled request is abandoned, an invalid one fails")
 {
     for (auto error : { HttpClientError::Connect, HttpClientError::Timeout, HttpClientError::Tls,
-             HttpClientError::Protocol, HttpClientError::TooLarge, HttpClientError::Internal })
+             HttpClientError::Protocol, HttpClientError::TooLarge, HttpClientError::Internal,
+             HttpClientError::Refused })
         CHECK(classify_error(error) == AttemptOutcome::Retry);
     CHECK(classify_error(HttpClientError::Cancelled) == AttemptOutcome::Abandoned);
     CHECK(classify_error(HttpClientError::Invalid) == AttemptOutcome::Failed);
