@@ -337,6 +337,7 @@ class Posta:
         # reported runs use the defaults).
         extra = os.environ.get("BENCH_POSTA_CONFIG", "").replace("\\n", "\n")
         self.config.write_text(f'state_dir = "{self.state_dir}"\ncontrol_socket = "{self.dir}/control.sock"\n'
+                               + 'outbound_allow = ["127.0.0.0/8", "::1/128"]\n'
                                + (extra + "\n" if extra else ""))
 
     def write_manifest(self, idents):

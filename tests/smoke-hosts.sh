@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-printf 'state_dir = "%s/state"\ncontrol_socket = "%s/control.sock"\n' "$tmp" "$tmp" > "$tmp/posta.toml"
+printf 'state_dir = "%s/state"\ncontrol_socket = "%s/control.sock"\noutbound_allow = ["127.0.0.0/8", "::1/128"]\n' "$tmp" "$tmp" > "$tmp/posta.toml"
 # The log exists before the daemon starts: the background job opens it
 # only when it runs, and the loop below may read it first.
 : > "$log"

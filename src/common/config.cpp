@@ -193,6 +193,30 @@ private:
         m_out.value.sandbox = value->get();
     }
 
+    void outbound_allow(std::string_view key, toml::node const& node)
+    {
+        auto const* array = node.as_array();
+        if (!array) {
+            error(toml_file::line_of(node.source()), std::string(key) + " is " + toml_file::type_name(node)
+                    + "; it must be a list of networks, like " + std::string(key) + " = [\"127.0.0.0/8\", \"::1/128\"]");
+            return;
+        }
+        std::vector<AddressRange> ranges;
+        for (toml::node const& element : *array) {
+            std::string const* value = expect_string(std::string(key) + " entry", element, "\"127.0.0.0/8\"");
+            if (!value)
+                continue;
+            auto range = parse_address_range(*value);
+            if (!range) {
+                error(toml_file::line_of(element.source()), std::string(key) + " entry \"" + *value + "\" "
+                        + range.error().detail);
+                continue;
+            }
+            ranges.push_back(std::move(range.value()));
+        }
+        m_out.value.outbound_allow = std::move(ranges);
+    }
+
     // A base above the cap would make the first retry wait longer than any
     // later one; that is a mistake in the file, not a schedule. Checked only
     // when both values are known: a bad one is reported on its own already.
@@ -228,6 +252,7 @@ ConfigReader::Key const ConfigReader::k_keys[] = {
     { "log_level", &ConfigReader::log_level },
     { "log_format", &ConfigReader::log_format },
     { "sandbox", &ConfigReader::sandbox },
+    { "outbound_allow", &ConfigReader::outbound_allow },
 };
 
 void ConfigReader::read_root(toml::table const& root)

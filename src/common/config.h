@@ -6,10 +6,12 @@
 #include "common/diagnostic.h"
 #include "common/duration.h"
 #include "common/log.h"
+#include "common/outbound_policy.h"
 
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace posta {
 
@@ -32,6 +34,9 @@ struct Config {
     // Workers restrict themselves before serving (worker/sandbox.h). Off
     // only for debugging; every worker then says so loudly in the log.
     bool sandbox = true;
+    // Ranges the outbound policy lets workers connect to although they are
+    // refused by default (loopback, private, ...): common/outbound_policy.h.
+    std::vector<AddressRange> outbound_allow;
 };
 
 // Parses config text; `file` is used in diagnostics only. Unknown keys, wrong

@@ -237,15 +237,22 @@ void Inbox::on_key(std::shared_ptr<Delivery> const& delivery, Result<Peer> peer,
         verify(delivery, peer.value(), source);
         return;
     }
+    // A stranger learns what to fix in protocol terms, never how our fetch
+    // went (no addresses, no transport errors, nothing of the reply): that
+    // would make this worker a probe of whatever `from` names. The
+    // directory has logged the details.
     Error const& error = peer.error();
     switch (peer_problem(error)) {
     case PeerProblem::Unreachable:
         refuse(d.responder, d.client, d.envelope.from, 502, "sender_unreachable",
-            "the sender's identity document could not be fetched (" + error.detail + "); retry later");
+            "the sender's identity document at " + d.envelope.from
+                + "/.well-known/posta could not be fetched; retry later");
         return;
     case PeerProblem::BadDocument:
         refuse(d.responder, d.client, d.envelope.from, 502, "invalid_sender_document",
-            "the sender's identity document is not valid (" + error.detail + "); retry once it is fixed");
+            "the sender's identity document at " + d.envelope.from
+                + "/.well-known/posta is not a valid posta identity document (posta 1, its url, a public_key, "
+                  "inbox = url + \"/inbox\"); retry once it is fixed");
         return;
     case PeerProblem::Cancelled: {
         Headers headers;

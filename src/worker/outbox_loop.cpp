@@ -11,6 +11,7 @@
 // the attempts in flight, not with the queue.
 #include "outbox_loop.h"
 
+#include "common/excerpt.h"
 #include "common/host_key.h"
 #include "common/log.h"
 #include "protocol/envelope.h"
@@ -311,8 +312,9 @@ void OutboxLoop::finish(std::string const& recipient, AttemptOutcome outcome, st
 
     int64_t const now = now_ms();
     PendingDelivery const& delivery = attempt.delivery;
-    if (error.size() > m_settings.kept_error_bytes)
-        error.resize(m_settings.kept_error_bytes);
+    // What the recipient's side sent is shown to the owner: a short,
+    // printable excerpt only.
+    error = printable_excerpt(error, m_settings.kept_error_bytes);
 
     DeliveryUpdate update;
     if (status)
@@ -336,9 +338,9 @@ void OutboxLoop::finish(std::string const& recipient, AttemptOutcome outcome, st
             delay = std::max<int64_t>(0, *retry_after_s) * 1000;
         if (now >= give_up_at) {
             update.state = DeliveryState::Failed;
-            update.last_error = "gave up after " + std::to_string(delivery.attempts + 1) + " attempts; last: " + error;
-            if (update.last_error->size() > m_settings.kept_error_bytes)
-                update.last_error->resize(m_settings.kept_error_bytes);
+            update.last_error = printable_excerpt(
+                "gave up after " + std::to_string(delivery.attempts + 1) + " attempts; last: " + error,
+                m_settings.kept_error_bytes);
         } else {
             update.state = DeliveryState::Queued;
             update.next_attempt_at_ms = std::min(now + delay, give_up_at);

@@ -95,7 +95,9 @@ struct OutboxSettings {
     size_t max_in_flight = 16;
     size_t max_per_host = 4; // per destination host: the recipient's machine (its address)
     int circuit_threshold = 5;
-    size_t kept_error_bytes = 1024;
+    // last_error is a printable excerpt of at most this many bytes of the
+    // answer's body or the transport error (common/excerpt.h).
+    size_t kept_error_bytes = 256;
 };
 
 class OutboxLoop {

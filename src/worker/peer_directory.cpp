@@ -8,8 +8,9 @@
 // it by crashing us.
 #include "peer_directory.h"
 
-#include "protocol/base64url.h"
+#include "common/excerpt.h"
 #include "common/host_key.h"
+#include "protocol/base64url.h"
 #include "common/log.h"
 #include "worker/store.h"
 
@@ -24,11 +25,6 @@ namespace {
 Error peer_error(PeerProblem problem, std::string detail, std::string url)
 {
     return Error::of(problem, "peer", std::move(detail), std::move(url));
-}
-
-bool is_http_url(std::string_view text)
-{
-    return (text.starts_with("http://") && text.size() > 7) || (text.starts_with("https://") && text.size() > 8);
 }
 
 // Statuses that say "try again later" rather than "there is no document".
@@ -77,10 +73,16 @@ Result<Peer> parse_peer_document(std::string_view body, std::string_view expecte
     if (!base64url_decode_exact(key->get_ref<std::string const&>(), peer.public_key))
         return bad("\"public_key\" is not unpadded base64url of 32 bytes");
 
+    // PROTOCOL.md: the inbox is the identity URL + "/inbox", so a document
+    // cannot aim deliveries (or anything else) at another host or path.
     auto inbox = doc.find("inbox");
-    if (inbox == doc.end() || !inbox->is_string() || !is_http_url(inbox->get_ref<std::string const&>()))
-        return bad("\"inbox\" is missing or not an http(s) URL");
-    peer.inbox = inbox->get<std::string>();
+    if (inbox == doc.end() || !inbox->is_string())
+        return bad("\"inbox\" is missing or not a string");
+    std::string const& written = inbox->get_ref<std::string const&>();
+    if (written != peer.url + "/inbox" && written != url->get_ref<std::string const&>() + "/inbox")
+        return bad("\"inbox\" is \"" + printable_excerpt(written, 200) + "\", not its url + \"/inbox\" ("
+            + peer.url + "/inbox)");
+    peer.inbox = peer.url + "/inbox";
 
     if (auto name = doc.find("name"); name != doc.end()) {
         if (!name->is_string())
@@ -129,6 +131,11 @@ Result<std::optional<Peer>> PeerDirectory::cached(std::string_view url)
     peer.name = row.name;
     peer.inbox = row.inbox;
     peer.fetched_at_ms = row.fetched_at_ms;
+    if (row.inbox != row.url + "/inbox") {
+        // Cached before documents were held to their url + "/inbox": ask
+        // again, and the document is checked as any other.
+        return std::optional<Peer> {};
+    }
     if (!base64url_decode_exact(row.public_key, peer.public_key)) {
         // Only we write this table; treat a broken row as a miss and let
         // the next fetch overwrite it.

@@ -32,7 +32,7 @@ class Store;
 struct Peer {
     std::string url;   // the identity URL, canonical (it equals the URL asked for)
     std::string name;  // display name; may be empty
-    std::string inbox; // where deliveries go: an http(s) URL
+    std::string inbox; // where deliveries go: always url + "/inbox"
     Ed25519PublicKey public_key {};
     int64_t fetched_at_ms = 0; // when the document was fetched (Unix ms)
 };
@@ -56,8 +56,9 @@ PeerProblem peer_problem(Error const&);
 // Checks an identity document fetched for `expected_url` (canonical): a JSON
 // object with `posta` the integer 1, `url` an identity URL whose canonical
 // form equals `expected_url`, `public_key` unpadded base64url of exactly 32
-// bytes, `inbox` an http(s) URL, and `name` a string if present. Fields it
-// does not know are ignored. The error (BadDocument) says what is wrong.
+// bytes, `inbox` that URL (as written or canonical) + "/inbox", and `name`
+// a string if present. Fields it does not know are ignored. The error
+// (BadDocument) says what is wrong.
 Result<Peer> parse_peer_document(std::string_view body, std::string_view expected_url, int64_t fetched_at_ms);
 
 struct PeerDirectoryLimits {

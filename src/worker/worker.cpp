@@ -16,6 +16,7 @@
 #include "common/channel.h"
 #include "common/host_key.h"
 #include "common/log.h"
+#include "common/outbound_policy.h"
 #include "common/uv_handle.h"
 #include "http/http_client.h"
 #include "http/http_session.h"
@@ -246,6 +247,16 @@ Result<void> Worker::start_serving()
     if (!http)
         return http.error();
     m_http = std::move(http.value());
+    // Every connection the worker opens passes the outbound policy, and
+    // tells the outbox which machine a peer's name leads to. A refusal is
+    // logged once, by whoever asked (the directory, the outbox). The outbox
+    // comes later; until then there is none to tell.
+    m_http->set_connect_hook([this, policy = OutboundPolicy(m_setup.config.outbound_allow)](
+                                 HttpConnectAttempt const& attempt) -> std::optional<std::string> {
+        if (m_outbox)
+            m_outbox->note_connection(attempt);
+        return policy.refusal(attempt.address, attempt.length);
+    });
     m_peers = std::make_unique<PeerDirectory>(*m_store, *m_http);
     auto inbox = Inbox::create(&m_loop, identity, *m_store, *m_peers, m_setup.policy, *m_sink);
     if (!inbox)
@@ -259,13 +270,6 @@ Result<void> Worker::start_serving()
     outbox.give_up = m_setup.config.delivery_give_up;
     m_outbox = std::make_unique<OutboxLoop>(&m_loop, *m_store, *m_peers, *m_http, *m_keys, *m_sink, std::move(outbox));
     m_outbox->wake(); // resume what a previous run left queued
-    // Every connection the worker opens tells the outbox which machine a
-    // peer's name leads to.
-    m_http->set_connect_hook([this](HttpConnectAttempt const& attempt) -> std::optional<std::string> {
-        if (m_outbox)
-            m_outbox->note_connection(attempt);
-        return std::nullopt;
-    });
 
     m_context.loop = &m_loop;
     m_context.router = &m_router;

@@ -36,6 +36,7 @@ void check_defaults(Config const& c)
     CHECK(c.delivery_give_up == 72h);
     CHECK(c.log_level == log::Level::Info);
     CHECK(c.log_format == log::Format::Text);
+    CHECK(c.outbound_allow.empty());
 }
 
 }
@@ -70,6 +71,7 @@ delivery_retry_max  = "1h"
 delivery_give_up    = "3d"
 log_level           = "debug"
 log_format          = "json"
+outbound_allow      = ["127.0.0.0/8", "::1"]
 )");
     REQUIRE(parsed.ok());
     Config const& c = parsed.value;
@@ -86,6 +88,9 @@ log_format          = "json"
     CHECK(c.delivery_give_up == 72h);
     CHECK(c.log_level == log::Level::Debug);
     CHECK(c.log_format == log::Format::Json);
+    REQUIRE(c.outbound_allow.size() == 2);
+    CHECK(c.outbound_allow[0].text == "127.0.0.0/8");
+    CHECK(c.outbound_allow[1].prefix == 128);
 }
 
 TEST_CASE("a key that is not set keeps its default")
@@ -188,6 +193,18 @@ TEST_CASE("a retry base longer than the retry maximum is an error")
 
     auto broken = parse("delivery_retry_max = \"1x\"\n");
     CHECK(broken.errors.size() == 1);
+}
+
+TEST_CASE("outbound_allow must be a list of networks, each bad entry reported at its line")
+{
+    auto parsed = parse("outbound_allow = \"127.0.0.0/8\"\n");
+    CHECK(has_error(parsed, 1, { "outbound_allow", "list of networks", "[\"127.0.0.0/8\"" }));
+
+    parsed = parse("outbound_allow = [\n  \"127.0.0.0/8\",\n  \"127.0.0.1/8\",\n  \"localhost\",\n  8,\n]\n");
+    CHECK(parsed.errors.size() == 3);
+    CHECK(has_error(parsed, 3, { "\"127.0.0.1/8\"", "first address" }));
+    CHECK(has_error(parsed, 4, { "\"localhost\"", "not an IPv4 or IPv6" }));
+    CHECK(has_error(parsed, 5, { "outbound_allow entry", "must be a string" }));
 }
 
 TEST_CASE("every error of a config is collected, not just the first")

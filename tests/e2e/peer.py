@@ -11,6 +11,7 @@ import http.client
 import http.server
 import json
 import os
+import socket
 import threading
 import time
 import urllib.parse
@@ -60,6 +61,42 @@ class Keypair:
         if _sodium.crypto_sign_detached(signature, ctypes.byref(length), data, len(data), self.secret) != 0:
             raise RuntimeError("crypto_sign_detached failed")
         return signature.raw
+
+
+class Listener:
+    """A TCP port on 127.0.0.1 that never answers and only counts the
+    connections made to it: what a probe of the operator's network would
+    reach. Use as a context manager."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.accepted = 0
+        self.held = []
+
+    def accept_count(self):
+        """Connections made so far. The kernel completes a handshake before
+        any accept(), so one a client made before it returned is counted."""
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except BlockingIOError:
+                return self.accepted
+            self.accepted += 1
+            self.held.append(conn)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+        return False
 
 
 class Peer:

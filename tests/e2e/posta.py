@@ -43,11 +43,17 @@ def wait_for(predicate, timeout=10.0, what="condition"):
         time.sleep(0.01)
 
 
+# The loopback networks, as outbound_allow entries.
+LOOPBACK_RANGES = ["127.0.0.0/8", "::1/128"]
+
+
 def toml_value(value):
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return json.dumps(str(value))
 
 
@@ -87,6 +93,9 @@ class Daemon:
         settings = {
             "state_dir": self.state_dir,
             "control_socket": os.path.join(self.dir, "control.sock"),
+            # Every test peer is on loopback, which the outbound policy
+            # refuses by default; a test of the policy sets its own.
+            "outbound_allow": LOOPBACK_RANGES,
         }
         settings.update(config or {})
         with open(self.config_path, "w") as f:

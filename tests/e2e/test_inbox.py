@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 
-from peer import Peer, b64url, new_id, rfc3339
+from peer import Listener, Peer, b64url, new_id, rfc3339
 from posta import Daemon, read_until_close, status_of, test, main, wait_for
 
 ARNE = {"slug": "arne", "url": "http://arne.local:8080", "name": "Arne"}
@@ -177,6 +177,72 @@ def an_unreachable_sender_is_502_and_stores_nothing():
             broken.raw_document = None
             assert broken.deliver(d, ARNE_URL)[1].status == 202
         assert len(inbox_rows(d)) == 1
+
+
+# What an answer to a stranger must not contain: how our fetch went.
+TRANSPORT_WORDS = ("curl", "connect", "refused", "timed out", "timeout", "policy", "outbound", "loopback",
+                   "resolve", "reset", "tls", "ssl", "status", "answered", "(")
+
+
+def names_no_transport_detail(reply):
+    message = reply.json()["message"].lower()
+    return not any(word in message for word in TRANSPORT_WORDS), message
+
+
+@test
+def a_stranger_claiming_a_loopback_sender_is_refused_without_a_connection_and_told_nothing():
+    # The default policy: loopback is not in outbound_allow.
+    with Daemon([ARNE], config={"outbound_allow": []}) as d, Listener() as probe, Peer() as peer:
+        start = len(d.log())
+        env = peer.envelope(ARNE_URL, **{"from": probe.url})
+        r = peer.send(d, ARNE_URL, env)
+        refused(r, 502, "sender_unreachable")
+        assert names_no_transport_detail(r)[0], r
+        assert probe.accept_count() == 0, "the worker connected to the port the stranger named"
+        assert inbox_rows(d) == []
+        # The operator gets the reason, once, in the directory's line.
+        d.wait_log(rf"peer {probe.url}: .*refused by outbound policy: 127\.0\.0\.1 is loopback; see outbound_allow",
+                   start=start)
+        assert sum("refused by outbound policy" in line for line in d.log()[start:]) == 1, d.log()[start:]
+
+
+@test
+def answers_to_a_stranger_name_no_transport_detail():
+    with Daemon([ARNE]) as d:
+        with Listener() as silent, Peer() as peer:
+            # A port that takes the connection and never answers (timeout),
+            # then one that is closed (connection refused).
+            env = peer.envelope(ARNE_URL, **{"from": silent.url})
+            r = peer.send(d, ARNE_URL, env)
+            refused(r, 502, "sender_unreachable")
+            assert names_no_transport_detail(r)[0], r
+        closed = Peer()
+        closed.stop()
+        r = closed.deliver(d, ARNE_URL)[1]
+        refused(r, 502, "sender_unreachable")
+        assert names_no_transport_detail(r)[0], r
+        with Peer() as broken:
+            broken.status = 404
+            r = broken.deliver(d, ARNE_URL)[1]
+            refused(r, 502, "sender_unreachable")
+            assert names_no_transport_detail(r)[0], r
+            broken.status = 200
+            broken.raw_document = b"<html>secret internal page</html>"
+            r = broken.deliver(d, ARNE_URL)[1]
+            refused(r, 502, "invalid_sender_document")
+            assert "secret" not in r.json()["message"] and "not JSON" not in r.json()["message"], r
+
+
+@test
+def a_sender_document_whose_inbox_is_not_its_url_plus_inbox_is_invalid():
+    with Daemon([ARNE]) as d, Peer() as peer, Listener() as elsewhere:
+        peer.raw_document = Peer.encode(dict(peer.document(), inbox=elsewhere.url + "/inbox"))
+        r = peer.deliver(d, ARNE_URL)[1]
+        refused(r, 502, "invalid_sender_document")
+        assert "/inbox" in r.json()["message"], r
+        assert inbox_rows(d) == []
+        d.wait_log(rf"peer {peer.url}: .*\"inbox\" is \"{elsewhere.url}/inbox\", not its url")
+        assert elsewhere.accept_count() == 0
 
 
 @test

@@ -12,7 +12,7 @@ import socket
 import sqlite3
 import time
 
-from peer import Peer, _sodium
+from peer import Listener, Peer, _sodium
 from posta import Daemon, test, main, wait_for
 
 _sodium.crypto_sign_verify_detached.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulonglong,
@@ -242,6 +242,54 @@ def identities_on_one_machine_share_its_backoff_and_all_arrive_once_it_is_up():
                 found = deliveries(d, host, token)
                 return found if all(x["state"] == "delivered" for x in found) else None
             wait_for(all_delivered, what="every recipient delivered once the host is up")
+
+
+@test
+def a_recipient_document_whose_inbox_points_elsewhere_fails_the_attempt_without_a_post():
+    with Peer() as peer, Listener() as elsewhere, Daemon([ARNE], config=FAST) as d:
+        peer.raw_document = Peer.encode(dict(peer.document(), inbox=elsewhere.url + "/inbox"))
+        token = d.token("arne")
+        send(d, "arne.local", token, peer.url)
+
+        def with_error():
+            found = deliveries(d, "arne.local", token)
+            return found if found and found[0]["last_error"] else None
+        found = wait_for(with_error, what="a last_error")
+        error = found[0]["last_error"]
+        assert found[0]["state"] != "delivered" and found[0]["last_status"] is None, found
+        assert f'"inbox" is "{elsewhere.url}/inbox", not its url + "/inbox"' in error, error
+        assert elsewhere.accept_count() == 0, "a delivery went where the document pointed"
+        assert peer.deliveries == []
+
+
+@test
+def a_recipient_refused_by_the_outbound_policy_is_a_failed_attempt_with_a_clear_last_error():
+    with Peer() as peer, Daemon([ARNE], config=dict(FAST, outbound_allow=[])) as d:
+        token = d.token("arne")
+        start = len(d.log())
+        send(d, "arne.local", token, peer.url)
+
+        def with_error():
+            found = deliveries(d, "arne.local", token)
+            return found if found and found[0]["last_error"] else None
+        found = wait_for(with_error, what="a last_error")
+        error = found[0]["last_error"]
+        assert "refused by outbound policy: 127.0.0.1 is loopback; see outbound_allow" in error, error
+        assert peer.document_gets == 0 and peer.deliveries == []
+        d.wait_log(r"refused by outbound policy: 127\.0\.0\.1 is loopback", start=start)
+
+
+@test
+def last_error_is_a_short_printable_excerpt_of_the_answer():
+    with Peer() as peer, Daemon([ARNE], config=FAST) as d:
+        token = d.token("arne")
+        peer.inbox_answers = [(400, {"Content-Type": "text/plain"}, b"bad\x1b[31m\r\nthing\x00" + b"x" * 5000)]
+        send(d, "arne.local", token, peer.url)
+        found = wait_for(settled(d, "arne.local", token, "failed"), what="failed")
+        error = found[0]["last_error"]
+        assert error.startswith("bad?[31m  thing?x"), error
+        assert len(error.encode()) <= 256 and error.endswith("..."), error
+        assert all(ch >= " " and ch != "\x7f" for ch in error), error
 
 
 @test

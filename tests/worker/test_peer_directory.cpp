@@ -161,6 +161,21 @@ TEST_CASE("an identity document of another shape or version is refused")
     parse_error(std::string("{\"posta\":1,\"url\":\"") + std::string(peer_url) + "\",\"name\":\"\xff\"}");
 }
 
+TEST_CASE("an identity document whose inbox is not its url + /inbox is refused, naming both")
+{
+    for (std::string inbox : { std::string(peer_url) + "/elsewhere", std::string(peer_url) + "/inbox/",
+             std::string("http://127.0.0.1:9/inbox"), std::string(peer_url) + "/inbox?x=1", std::string("") }) {
+        auto parsed = parse_peer_document(document({ { "inbox", inbox } }), peer_url, 0);
+        REQUIRE_FALSE(parsed);
+        CHECK(peer_problem(parsed.error()) == PeerProblem::BadDocument);
+        CHECK(parsed.error().detail.find("not its url + \"/inbox\"") != std::string::npos);
+    }
+    // A control character in the claimed inbox never reaches a log line as is.
+    auto parsed = parse_peer_document(document({ { "inbox", "http://x/\n\x1b[31m" } }), peer_url, 0);
+    REQUIRE_FALSE(parsed);
+    CHECK(parsed.error().detail.find_first_of("\n\x1b") == std::string::npos);
+}
+
 TEST_CASE("a cached peer is fresh for an hour after its fetch, then a miss")
 {
     Fixture f;
