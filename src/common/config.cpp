@@ -123,6 +123,10 @@ private:
     {
         read_duration(key, node, m_out.value.head_timeout);
     }
+    void body_timeout(std::string_view key, toml::node const& node)
+    {
+        read_duration(key, node, m_out.value.body_timeout);
+    }
     void shutdown_timeout(std::string_view key, toml::node const& node)
     {
         read_duration(key, node, m_out.value.shutdown_timeout);
@@ -142,6 +146,10 @@ private:
     void worker_open_files(std::string_view key, toml::node const& node)
     {
         read_size(key, node, m_out.value.worker_open_files, 64, 1048576);
+    }
+    void max_connections_per_address(std::string_view key, toml::node const& node)
+    {
+        read_size(key, node, m_out.value.max_connections_per_address, 1, 1048576);
     }
     void delivery_retry_base(std::string_view key, toml::node const& node)
     {
@@ -241,11 +249,13 @@ ConfigReader::Key const ConfigReader::k_keys[] = {
     { "state_dir", &ConfigReader::state_dir },
     { "control_socket", &ConfigReader::control_socket },
     { "head_timeout", &ConfigReader::head_timeout },
+    { "body_timeout", &ConfigReader::body_timeout },
     { "shutdown_timeout", &ConfigReader::shutdown_timeout },
     { "max_head_bytes", &ConfigReader::max_head_bytes },
     { "max_body_bytes", &ConfigReader::max_body_bytes },
     { "max_pending", &ConfigReader::max_pending },
     { "worker_open_files", &ConfigReader::worker_open_files },
+    { "max_connections_per_address", &ConfigReader::max_connections_per_address },
     { "delivery_retry_base", &ConfigReader::delivery_retry_base },
     { "delivery_retry_max", &ConfigReader::delivery_retry_max },
     { "delivery_give_up", &ConfigReader::delivery_give_up },

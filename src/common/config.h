@@ -19,6 +19,9 @@ struct Config {
     std::string state_dir = "/var/lib/posta";
     std::string control_socket = "/run/posta/control.sock";
     Duration head_timeout = std::chrono::seconds(10);
+    // A request body must arrive whole within this of the end of its head
+    // (a worker answers 408 otherwise), however steadily it trickles.
+    Duration body_timeout = std::chrono::seconds(60);
     Duration shutdown_timeout = std::chrono::seconds(10);
     size_t max_head_bytes = 16384;
     size_t max_body_bytes = 1048576;
@@ -26,6 +29,10 @@ struct Config {
     // RLIMIT_NOFILE of each worker (connections, event streams, outbound
     // requests, its database): what one identity may hold of the machine.
     size_t worker_open_files = 8192;
+    // Connections one client address may hold open to one identity at once;
+    // the worker refuses more (429) so that one stranger cannot take all of
+    // its open files.
+    size_t max_connections_per_address = 64;
     Duration delivery_retry_base = std::chrono::seconds(30);
     Duration delivery_retry_max = std::chrono::hours(6);
     Duration delivery_give_up = std::chrono::hours(72);

@@ -28,6 +28,7 @@
 #include "http/tcp_transport.h"
 
 #include <exception>
+#include <sys/socket.h>
 
 namespace posta {
 
@@ -37,8 +38,9 @@ namespace {
 // request: long enough for a client's next request, short enough that idle
 // connections do not pile up (nginx uses 75 s, Apache 5 s).
 constexpr uint64_t keep_alive_timeout_ms = 60'000;
-// A body that makes no progress, or answers the client does not read, for
-// this long: the client is gone.
+// Answers the client does not read for this long: the client is gone.
+// (A body has its own deadline, body_timeout, for the whole of it: progress
+// does not extend it, so a trickle cannot hold the connection.)
 constexpr uint64_t transfer_timeout_ms = 60'000;
 // After the last answer and shutdown(SHUT_WR) we read and discard until the
 // client closes, at most this long. Closing with unread input would send a
@@ -90,6 +92,19 @@ Result<HttpSession*> HttpSession::create(SessionContext& context, UniqueFd fd, s
     session->enter(Phase::Idle);
     session->process_input();
     return session;
+}
+
+void HttpSession::refuse(UniqueFd fd, std::string_view peer, Rejection const& rejection)
+{
+    char discard[4096];
+    for (int i = 0; i < 16 && ::recv(fd.get(), discard, sizeof discard, MSG_DONTWAIT) > 0; ++i) {
+    }
+    ResponseFraming framing;
+    framing.keep_alive = false;
+    std::string bytes = serialize_response(rejection.response(), framing, peer);
+    // Best effort: a client that cannot take a small answer at once is not
+    // waited for.
+    [[maybe_unused]] ssize_t sent = ::send(fd.get(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 void HttpSession::stop()
@@ -197,7 +212,7 @@ void HttpSession::enter(Phase phase)
         timeout = m_requests == 0 ? first_head_left : head_timeout;
         break;
     case Phase::Body:
-        timeout = transfer_timeout_ms;
+        timeout = static_cast<uint64_t>(m_context.body_timeout.count());
         break;
     case Phase::Handling:
         // The handler bounds its own work (fetch timeouts); no timer here.
@@ -254,7 +269,7 @@ void HttpSession::on_timeout()
         reject({ 408, "request_timeout", "the request head did not arrive in time" });
         break;
     case Phase::Body:
-        reject({ 408, "request_timeout", "the request body stopped arriving" });
+        reject({ 408, "request_timeout", "the request body did not arrive in time" });
         break;
     case Phase::Responded:
         if (m_write_queue_bytes > write_high_water)
@@ -283,8 +298,6 @@ void HttpSession::on_transport_read(std::string_view bytes)
         return; // finishing: what the client still sends is discarded
     m_input.append(bytes);
     process_input();
-    if (m_phase == Phase::Body)
-        enter(Phase::Body); // progress: the body timer starts over
 }
 
 void HttpSession::on_transport_read_end(int status)
@@ -396,8 +409,8 @@ void HttpSession::on_head_complete()
     // With 100-continue the client need not send a body we would refuse.
     if (wants_continue(request, framing))
         queue_write(std::string(continue_line));
-    if (framing.content_length)
-        request.body.reserve(static_cast<size_t>(*framing.content_length));
+    // The body buffer grows as bytes arrive: a Content-Length alone reserves
+    // nothing.
 
     enter(Phase::Body);
     m_parser.read_body();

@@ -38,6 +38,8 @@ struct SessionContext {
     size_t max_head_bytes = 16384;
     size_t max_body_bytes = 1048576;
     Duration head_timeout = std::chrono::seconds(10);
+    // A body must arrive whole within this of the end of its head.
+    Duration body_timeout = std::chrono::seconds(60);
     // Called once for each session that create() returned, from its last
     // close callback, right before the session is freed.
     std::function<void(HttpSession&)> on_closed;
@@ -64,6 +66,12 @@ public:
     // Closes the connection now, whatever it is doing. An outstanding
     // handler's answer is dropped.
     void abort(std::string_view reason);
+
+    // Answers `rejection` on a connection that will not be served and closes
+    // it, without a session: one non-blocking write on a fresh socket, after
+    // reading off (without waiting) what the client sent, so that the close
+    // is a FIN rather than a reset that could destroy the answer.
+    static void refuse(UniqueFd fd, std::string_view peer, Rejection const& rejection);
 
     std::string const& peer() const { return m_peer; }
     std::string const& peer_host() const { return m_peer_host; }

@@ -3,6 +3,14 @@
 // is decided in parse(), after llhttp_execute returns, which is also where
 // the head's size is checked: the parser pauses at the end of every head, so
 // every byte consumed before that pause belongs to a head.
+//
+// Fields that come after the head are a chunked body's trailer: they are not
+// collected at all (so they cost no memory) and never reach the request,
+// whose headers passed their checks before the body was read. What bounds
+// them, and chunk extensions, is one count: the bytes consumed after the
+// head minus the body bytes they produced. llhttp reports extensions by
+// callback, but not the leading zeros of a chunk size or the spaces around
+// it, which can be as long; the count covers every kind of framing.
 #include "request_parser.h"
 
 #include <algorithm>
@@ -21,6 +29,7 @@ RequestParser::Step RequestParser::parse(std::string_view input)
     size_t length = m_in_head ? std::min(input.size(), m_limits.max_head_bytes + 1 - m_head_bytes) : input.size();
     m_must_parse = false;
     m_pause = Pause::None;
+    size_t body_before = m_request.body.size();
     llhttp_errno_t err = llhttp_execute(&m_parser, input.data(), length);
     size_t consumed = length;
     if (err != HPE_OK) {
@@ -30,7 +39,17 @@ RequestParser::Step RequestParser::parse(std::string_view input)
     }
     if (m_in_head)
         m_head_bytes += consumed;
+    else
+        m_framing_bytes += consumed - (m_request.body.size() - body_before);
     bool head_too_large = m_head_bytes > m_limits.max_head_bytes;
+    // Refused whatever llhttp said: even a complete message, whose framing
+    // was read in full, is one we refuse rather than half-check. (A body
+    // chunk refused as too large was consumed but not kept: not framing.)
+    if (!m_body_too_large && m_framing_bytes > m_limits.max_head_bytes) {
+        return reject({ 413, "body_too_large",
+            "the chunked framing of the request body (chunk sizes, extensions, trailer) is larger than "
+                + std::to_string(m_limits.max_head_bytes) + " bytes" }, consumed);
+    }
 
     if (err == HPE_OK) {
         if (m_in_head && head_too_large)
@@ -75,6 +94,7 @@ void RequestParser::next_request()
     m_message_begun = false;
     m_in_head = true;
     m_head_bytes = 0;
+    m_framing_bytes = 0;
     m_body_too_large = false;
     llhttp_resume(&m_parser);
 }
@@ -125,6 +145,10 @@ int RequestParser::on_url(llhttp_t* parser, char const* at, size_t length) noexc
 
 void RequestParser::flush_header()
 {
+    if (!m_in_head) {
+        m_field_complete = false;
+        return; // a trailer field: nothing was collected
+    }
     std::string_view value = trim_ows(m_value);
     m_request.headers.add(std::move(m_field), std::string(value));
     m_field.clear();
@@ -137,7 +161,8 @@ int RequestParser::on_header_field(llhttp_t* parser, char const* at, size_t leng
     RequestParser& self = owner_of(parser);
     if (self.m_field_complete)
         self.flush_header(); // the previous field had an empty value
-    self.m_field.append(at, length);
+    if (self.m_in_head)
+        self.m_field.append(at, length);
     return 0;
 }
 
@@ -149,7 +174,9 @@ int RequestParser::on_header_field_complete(llhttp_t* parser) noexcept
 
 int RequestParser::on_header_value(llhttp_t* parser, char const* at, size_t length) noexcept
 {
-    owner_of(parser).m_value.append(at, length);
+    RequestParser& self = owner_of(parser);
+    if (self.m_in_head)
+        self.m_value.append(at, length);
     return 0;
 }
 

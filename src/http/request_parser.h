@@ -2,8 +2,11 @@
 // time. Bytes in, events out: it pauses after every head (for the head check)
 // and after every message (for the handler), and refuses a head over
 // max_head_bytes (431), a body over max_body_bytes (413) and malformed input
-// (400). HttpSession owns one per connection and acts on what it reports; it
-// owns the Request being read and nothing else. Pure: no I/O, no logging.
+// (400). Trailer fields of a chunked body are dropped, never added to the
+// headers (those were checked before the body), and a chunked body's framing
+// (chunk sizes, extensions, trailers) may take at most max_head_bytes (413).
+// HttpSession owns one per connection and acts on what it reports; it owns
+// the Request being read and nothing else. Pure: no I/O, no logging.
 #pragma once
 
 #include "http/head_check.h"
@@ -82,6 +85,9 @@ private:
     bool m_message_begun = false;
     bool m_in_head = true; // until the head is complete: bytes count as head bytes
     size_t m_head_bytes = 0;
+    // Bytes of a chunked body's framing parsed so far: everything consumed
+    // after the head that is not body data.
+    size_t m_framing_bytes = 0;
     bool m_body_too_large = false;
 
     Request m_request;

@@ -16,6 +16,7 @@
 #include "common/channel.h"
 #include "common/host_key.h"
 #include "common/log.h"
+#include "common/log_throttle.h"
 #include "common/outbound_policy.h"
 #include "common/uv_handle.h"
 #include "http/http_client.h"
@@ -41,6 +42,7 @@
 #include <memory>
 #include <optional>
 #include <sodium.h>
+#include <unordered_map>
 #include <unordered_set>
 #include <uv.h>
 #include <vector>
@@ -56,6 +58,9 @@ constexpr size_t max_connections_per_turn = 64;
 // keeps a week or 10,000 events, so an hour's growth is small).
 constexpr uint64_t prune_first_ms = 60'000;
 constexpr uint64_t prune_every_ms = 3'600'000;
+// A stranger can make the worker drop or refuse connections as fast as it
+// connects; each kind is logged at most once per this.
+constexpr Duration repeated_warning_interval = std::chrono::seconds(10);
 
 class Worker {
 public:
@@ -80,12 +85,14 @@ private:
     void close_loop();
 
     void on_channel_event(int status, int events);
+    bool admit(ChannelMessage& message);
     void on_connection(ChannelMessage message);
     void credit_taken();
     void watch_channel(int events);
     void on_signals_readable();
     void on_signal(int signum);
     void on_session_closed(HttpSession&);
+    void forget_address(std::string const& host);
     void on_stop_timeout();
     void prune_events();
     void begin_stop(char const* reason);
@@ -129,6 +136,11 @@ private:
     Router m_router;
     SessionContext m_context;
     std::unordered_set<HttpSession*> m_sessions;
+    // Open sessions per client address (HttpSession::peer_host), for
+    // max_connections_per_address.
+    std::unordered_map<std::string, size_t> m_sessions_per_address;
+    std::unique_ptr<LogThrottle> m_dropped_log; // connections without a free fd
+    std::unique_ptr<LogThrottle> m_refused_log; // connections over the per-address cap
 };
 
 int Worker::run()
@@ -284,8 +296,11 @@ Result<void> Worker::start_serving()
     m_context.max_head_bytes = m_setup.config.max_head_bytes;
     m_context.max_body_bytes = m_setup.config.max_body_bytes;
     m_context.head_timeout = m_setup.config.head_timeout;
+    m_context.body_timeout = m_setup.config.body_timeout;
     m_context.on_closed = [this](HttpSession& session) { on_session_closed(session); };
 
+    m_dropped_log = std::make_unique<LogThrottle>(&m_loop, log::Level::Warn, repeated_warning_interval);
+    m_refused_log = std::make_unique<LogThrottle>(&m_loop, log::Level::Warn, repeated_warning_interval);
     m_stop_timer = make_timer(&m_loop, this);
     m_prune_timer = make_timer(&m_loop, this);
     uv_timer_start(m_prune_timer.get(), [](uv_timer_t* h) noexcept {
@@ -320,6 +335,8 @@ void Worker::close_loop()
     m_events.reset(); // its streams' sessions are closing already
     m_peers.reset();
     m_http.reset();
+    m_dropped_log.reset(); // logs what it still holds
+    m_refused_log.reset();
     m_channel_poll.close();
     m_stop_timer.close();
     m_prune_timer.close();
@@ -360,8 +377,9 @@ void Worker::on_channel_event(int status, int events)
     // Take what is waiting first and credit it at once, then serve it: the
     // supervisor passes more only once it has our credits.
     std::vector<ChannelMessage> connections;
+    uint32_t taken = 0;
     char const* stop_reason = nullptr;
-    while (connections.size() < max_connections_per_turn) {
+    while (taken < max_connections_per_turn) {
         auto received = receive_message(m_setup.channel.get());
         if (!received) {
             if (received.error().is(ErrorDomain::Errno, ECONNRESET)) {
@@ -375,7 +393,11 @@ void Worker::on_channel_event(int status, int events)
             break; // nothing more waiting
         ChannelMessage& message = *received.value();
         if (message.type == MessageType::Connection) {
-            connections.push_back(std::move(message));
+            // Refused ones are closed at once, so that a flood from one
+            // address never holds a turn's worth of fds.
+            ++taken;
+            if (admit(message))
+                connections.push_back(std::move(message));
             continue;
         }
         if (message.type == MessageType::Closed) {
@@ -397,7 +419,7 @@ void Worker::on_channel_event(int status, int events)
             + " from the supervisor");
         return;
     }
-    m_untaken += static_cast<uint32_t>(connections.size());
+    m_untaken += taken;
     if (!stop_reason)
         credit_taken();
     // Connections taken before an EOF are served too, as part of the stop.
@@ -424,24 +446,53 @@ void Worker::credit_taken()
     watch_channel(m_untaken > 0 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
 }
 
-void Worker::on_connection(ChannelMessage message)
+// Whether `message`'s connection is to be served: it has its fd, and its
+// client address is under max_connections_per_address (counted from here
+// on). Otherwise it is dropped or refused here, with a throttled warning.
+bool Worker::admit(ChannelMessage& message)
 {
     auto const* peer = reinterpret_cast<sockaddr const*>(&message.peer);
     std::string address = format_address(peer, message.peer_len);
     if (!message.fd) {
         // The client sees its connection closed without an answer.
-        log::warn("%s: connection dropped: this worker has all of its %zu file descriptors open "
-                  "(%zu connections); raise worker_open_files if this load is legitimate",
-            address.c_str(), m_open_files, m_sessions.size());
-        return;
+        m_dropped_log->log(address + ": connection dropped: this worker has all of its "
+            + std::to_string(m_open_files) + " file descriptors open (" + std::to_string(m_sessions.size())
+            + " connections); raise worker_open_files if this load is legitimate");
+        return false;
     }
-    auto session = HttpSession::create(m_context, std::move(message.fd), address,
-        format_host(peer, message.peer_len), std::move(message.prefix));
+    size_t& from_host = m_sessions_per_address[format_host(peer, message.peer_len)];
+    if (from_host >= m_setup.config.max_connections_per_address) {
+        m_refused_log->log(address + ": connection refused: " + std::to_string(from_host)
+            + " connections from this address are open already (max_connections_per_address); raise it if "
+              "many legitimate clients share one address");
+        HttpSession::refuse(std::move(message.fd), address,
+            Rejection { 429, "too_many_connections", "this address has too many connections open; close some first" });
+        return false;
+    }
+    ++from_host;
+    return true;
+}
+
+void Worker::on_connection(ChannelMessage message)
+{
+    auto const* peer = reinterpret_cast<sockaddr const*>(&message.peer);
+    std::string address = format_address(peer, message.peer_len);
+    std::string host = format_host(peer, message.peer_len);
+    auto session = HttpSession::create(m_context, std::move(message.fd), address, host, std::move(message.prefix));
     if (!session) {
+        forget_address(host);
         log::warn("%s: cannot serve connection: %s", address.c_str(), session.error().text().c_str());
         return;
     }
     m_sessions.insert(session.value());
+}
+
+void Worker::forget_address(std::string const& host)
+{
+    if (auto it = m_sessions_per_address.find(host); it != m_sessions_per_address.end()) {
+        if (--it->second == 0)
+            m_sessions_per_address.erase(it);
+    }
 }
 
 void Worker::on_signals_readable()
@@ -512,6 +563,7 @@ void Worker::prune_events()
 void Worker::on_session_closed(HttpSession& session)
 {
     m_sessions.erase(&session);
+    forget_address(session.peer_host());
     maybe_finish_stop();
 }
 

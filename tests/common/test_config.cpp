@@ -26,11 +26,13 @@ void check_defaults(Config const& c)
     CHECK(c.state_dir == "/var/lib/posta");
     CHECK(c.control_socket == "/run/posta/control.sock");
     CHECK(c.head_timeout == 10s);
+    CHECK(c.body_timeout == 60s);
     CHECK(c.shutdown_timeout == 10s);
     CHECK(c.max_head_bytes == 16384);
     CHECK(c.max_body_bytes == 1048576);
     CHECK(c.max_pending == 64);
     CHECK(c.worker_open_files == 8192);
+    CHECK(c.max_connections_per_address == 64);
     CHECK(c.delivery_retry_base == 30s);
     CHECK(c.delivery_retry_max == 6h);
     CHECK(c.delivery_give_up == 72h);
@@ -61,11 +63,13 @@ TEST_CASE("every documented key is read")
 state_dir           = "state"
 control_socket      = "/tmp/posta.sock"
 head_timeout        = "250ms"
+body_timeout        = "90s"
 shutdown_timeout    = "5m"
 max_head_bytes      = 1024
 max_body_bytes      = 1073741824
 max_pending         = 65536
 worker_open_files   = 100000
+max_connections_per_address = 8
 delivery_retry_base = "1s"
 delivery_retry_max  = "1h"
 delivery_give_up    = "3d"
@@ -78,11 +82,13 @@ outbound_allow      = ["127.0.0.0/8", "::1"]
     CHECK(c.state_dir == "state");
     CHECK(c.control_socket == "/tmp/posta.sock");
     CHECK(c.head_timeout == 250ms);
+    CHECK(c.body_timeout == 90s);
     CHECK(c.shutdown_timeout == 5min);
     CHECK(c.max_head_bytes == 1024);
     CHECK(c.max_body_bytes == 1073741824);
     CHECK(c.max_pending == 65536);
     CHECK(c.worker_open_files == 100000);
+    CHECK(c.max_connections_per_address == 8);
     CHECK(c.delivery_retry_base == 1s);
     CHECK(c.delivery_retry_max == 1h);
     CHECK(c.delivery_give_up == 72h);
@@ -141,6 +147,14 @@ TEST_CASE("numbers out of range are reported with the accepted range")
     CHECK(more.errors.size() == 4);
     CHECK(has_error(more, 2, { "max_pending = -1" }));
     CHECK(has_error(more, 4, { "worker_open_files = 63", "from 64 to 1048576" }));
+}
+
+TEST_CASE("a bad body_timeout or max_connections_per_address is reported at its line")
+{
+    auto parsed = parse("body_timeout = 30\nmax_connections_per_address = 0\n");
+    CHECK(parsed.errors.size() == 2);
+    CHECK(has_error(parsed, 1, { "body_timeout is a bare number", "\"10s\"" }));
+    CHECK(has_error(parsed, 2, { "max_connections_per_address = 0 is out of range", "from 1 to 1048576" }));
 }
 
 TEST_CASE("numbers given as strings or floats are wrong types")

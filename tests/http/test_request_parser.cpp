@@ -145,3 +145,60 @@ TEST_CASE("Connection: close and HTTP/1.0 without keep-alive end the connection 
     CHECK(old.request().http_minor == 0);
     CHECK_FALSE(old.request().keep_alive);
 }
+
+TEST_CASE("trailer fields never reach the request's headers")
+{
+    RequestParser parser(limits);
+    auto run = run_one(parser, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               "2\r\nhi\r\n0\r\nAuthorization: Bearer x\r\nPosta-Signature: ed25519=y\r\nX-Empty:\r\n\r\n");
+    REQUIRE(run.event == Event::MessageComplete);
+    Request r = parser.take_request();
+    CHECK(r.body == "hi");
+    CHECK(r.headers.count("Authorization") == 0);
+    CHECK(r.headers.count("Posta-Signature") == 0);
+    CHECK(r.headers.count("X-Empty") == 0);
+    CHECK(r.headers.get("Host") == "a");
+}
+
+TEST_CASE("a trailer larger than max_head_bytes is 413 before it ends")
+{
+    RequestParser parser(limits);
+    auto run = run_one(parser, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Big: "
+            + std::string(limits.max_head_bytes, 'a'));
+    REQUIRE(run.event == Event::Rejected);
+    CHECK(parser.rejection().status == 413);
+}
+
+TEST_CASE("a chunk extension beyond max_head_bytes is 413, however small the body")
+{
+    RequestParser parser(limits);
+    std::string extension = ";ext=" + std::string(limits.max_head_bytes, 'a');
+    auto run = run_one(parser, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1" + extension + "\r\nx\r\n");
+    REQUIRE(run.event == Event::Rejected);
+    CHECK(parser.rejection().status == 413);
+    CHECK(parser.rejection().message.find("chunked framing") != std::string::npos);
+}
+
+TEST_CASE("a chunk size padded with zeros beyond max_head_bytes is 413")
+{
+    RequestParser parser(limits);
+    auto run = run_one(parser, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + std::string(limits.max_head_bytes + 1, '0') + "1\r\nx\r\n0\r\n\r\n");
+    REQUIRE(run.event == Event::Rejected);
+    CHECK(parser.rejection().status == 413);
+}
+
+TEST_CASE("ordinary chunk framing is well within the bound, and each request has its own")
+{
+    RequestParser parser(limits);
+    std::string body;
+    for (int i = 0; i < 6; ++i)
+        body += "a;x=1\r\n0123456789\r\n"; // 17 bytes of framing per chunk
+    std::string request = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body + "0\r\n\r\n";
+    for (int round = 0; round < 3; ++round) {
+        auto run = run_one(parser, request);
+        REQUIRE(run.event == Event::MessageComplete);
+        CHECK(parser.take_request().body.size() == 60);
+        parser.next_request();
+    }
+}

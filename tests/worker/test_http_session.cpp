@@ -192,3 +192,22 @@ TEST_CASE("a client that sent more after its Connection: close request gets its 
     CHECK_FALSE(h.pump_until([&] { return h.closed == 1; }, 300));
     CHECK(h.received.size() == 1);
 }
+
+TEST_CASE("a body that trickles in gets 408 at body_timeout, however steadily it comes")
+{
+    Harness h;
+    h.context.body_timeout = std::chrono::milliseconds(300);
+    h.router.add("POST", "/post", [](Request, Responder responder) { responder.respond(text("took it")); });
+    h.send("POST /post HTTP/1.1\r\nHost: arne.test\r\nContent-Length: 100\r\n\r\n");
+    uv_loop_t* loop = h.context.loop;
+    uint64_t started = uv_now(loop);
+    std::optional<HttpResponse> answer;
+    // A byte every 50 ms is progress each time; it must not be enough.
+    while (!answer && uv_now(loop) - started < 3000) {
+        h.send("x");
+        h.pump_until([&] { return (answer = take_response(h.input)).has_value(); }, 50);
+    }
+    REQUIRE(answer);
+    CHECK(answer->status == 408);
+    CHECK(uv_now(loop) - started < 1500);
+}
