@@ -139,6 +139,10 @@ private:
     {
         read_size(key, node, m_out.value.max_body_bytes, 1024, 1024 * 1024 * 1024);
     }
+    void max_page_bytes(std::string_view key, toml::node const& node)
+    {
+        read_size(key, node, m_out.value.max_page_bytes, 65536, 1024 * 1024 * 1024);
+    }
     void max_pending(std::string_view key, toml::node const& node)
     {
         read_size(key, node, m_out.value.max_pending, 1, 65536);
@@ -253,6 +257,7 @@ ConfigReader::Key const ConfigReader::k_keys[] = {
     { "shutdown_timeout", &ConfigReader::shutdown_timeout },
     { "max_head_bytes", &ConfigReader::max_head_bytes },
     { "max_body_bytes", &ConfigReader::max_body_bytes },
+    { "max_page_bytes", &ConfigReader::max_page_bytes },
     { "max_pending", &ConfigReader::max_pending },
     { "worker_open_files", &ConfigReader::worker_open_files },
     { "max_connections_per_address", &ConfigReader::max_connections_per_address },

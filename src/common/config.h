@@ -25,6 +25,9 @@ struct Config {
     Duration shutdown_timeout = std::chrono::seconds(10);
     size_t max_head_bytes = 16384;
     size_t max_body_bytes = 1048576;
+    // The bytes of messages one page of GET /api/messages carries at most
+    // (a single larger message still makes a page of its own).
+    size_t max_page_bytes = 4194304;
     size_t max_pending = 64;
     // RLIMIT_NOFILE of each worker (connections, event streams, outbound
     // requests, its database): what one identity may hold of the machine.

@@ -345,16 +345,37 @@ Response ApiServer::list_messages(Request const& request)
             return bad_request("invalid_parameter", "before must be a cursor from the \"next\" of an earlier page");
     }
 
-    auto page = m_store.list_messages(box.value().value_or(Box::Inbox), limit, before);
+    // The store stops at the budget counting content bytes; the JSON of a
+    // message is at least that long, so the page is cut again here by what
+    // goes on the wire. Each message is serialized once, into the body.
+    size_t const budget = m_settings.max_page_bytes;
+    auto page = m_store.list_messages(box.value().value_or(Box::Inbox), limit, before, budget);
     if (!page)
         return store_failure(page.error(), "listing messages");
-    auto messages = nlohmann::ordered_json::array();
-    for (auto const& message : page->messages)
-        messages.push_back(message_object(message, m_settings.own_url));
-    nlohmann::ordered_json next = nullptr;
-    if (page->next_before)
-        next = encode_cursor(*page->next_before);
-    return ordered_json_response({ { "messages", std::move(messages) }, { "next", std::move(next) } });
+    Response response;
+    response.headers.set("Content-Type", "application/json");
+    response.body = "{\"messages\":[";
+    size_t bytes = 0;
+    size_t kept = 0;
+    int64_t last_seq = 0;
+    for (; kept < page->messages.size(); ++kept) {
+        std::string json = message_json(page->messages[kept], m_settings.own_url);
+        if (kept > 0 && json.size() > budget - std::min(budget, bytes))
+            break;
+        bytes += json.size();
+        if (kept > 0)
+            response.body += ',';
+        response.body += json;
+        last_seq = page->messages[kept].seq;
+        page->messages[kept] = {}; // its bytes are in the body now
+    }
+    std::optional<int64_t> next = page->next_before;
+    if (kept < page->messages.size())
+        next = last_seq;
+    response.body += "],\"next\":";
+    response.body += next ? "\"" + encode_cursor(*next) + "\"" : std::string("null");
+    response.body += '}';
+    return response;
 }
 
 Response ApiServer::send_message(Request const& request)

@@ -27,6 +27,7 @@ public:
     struct Settings {
         std::string own_url;                  // the identity's canonical URL
         size_t max_body_bytes = 1048576;      // the receivers' limit a message must fit in
+        size_t max_page_bytes = 4194304;      // the messages' JSON in one page of GET /api/messages
         // Called after POST /api/messages committed a message with its queued
         // deliveries: the outbox loop's cue to look at its queue.
         std::function<void()> on_queued;

@@ -11,4 +11,6 @@ std::string EventSink::message_received(StoredMessage const& message) const
 
 std::string EventSink::delivery_updated(DeliveryRecord const& delivery) const { return delivery_json(delivery); }
 
+std::string EventSink::message_deleted(StoredMessage const& message) const { return deleted_message_json(message); }
+
 }

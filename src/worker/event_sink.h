@@ -27,6 +27,7 @@ public:
 
     std::string message_received(StoredMessage const&) const override;
     std::string delivery_updated(DeliveryRecord const&) const override;
+    std::string message_deleted(StoredMessage const&) const override;
 
     // An event that is on disk: to the live subscribers.
     void publish(StoredEvent const& event) const

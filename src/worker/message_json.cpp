@@ -53,6 +53,16 @@ std::string message_json(StoredMessage const& message, std::string_view own_url)
     return dump(message_object(message, own_url));
 }
 
+std::string deleted_message_json(StoredMessage const& message)
+{
+    return dump(nlohmann::ordered_json {
+        { "id", message.id },
+        { "box", std::string(box_name(message.box)) },
+        { "from", message.from },
+        { "deleted", true },
+    });
+}
+
 nlohmann::ordered_json delivery_object(DeliveryRecord const& delivery)
 {
     nlohmann::ordered_json next_attempt_at = nullptr;

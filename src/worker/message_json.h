@@ -25,6 +25,10 @@ nlohmann::ordered_json message_object(StoredMessage const&, std::string_view own
 // The same, serialized on one line (invalid UTF-8 replaced, never thrown).
 std::string message_json(StoredMessage const&, std::string_view own_url);
 
+// {"id","box","from","deleted":true}: what a message.received event keeps
+// once its message was deleted.
+std::string deleted_message_json(StoredMessage const&);
+
 // {"message_id","to","state","attempts","next_attempt_at","last_status","last_error"}.
 nlohmann::ordered_json delivery_object(DeliveryRecord const&);
 std::string delivery_json(DeliveryRecord const&);

@@ -30,6 +30,16 @@ Result<SqliteStmt*> StatementCache::statement(std::string_view sql)
 
 Result<int64_t> StatementCache::each(std::string_view sql, std::initializer_list<SqlParam> params, OnRow const& on_row)
 {
+    return each_until(sql, params, [&](SqlRow const& row) {
+        if (on_row)
+            on_row(row);
+        return true;
+    });
+}
+
+Result<int64_t> StatementCache::each_until(std::string_view sql, std::initializer_list<SqlParam> params,
+    OnRowUntil const& on_row)
+{
     auto prepared = statement(sql);
     if (!prepared)
         return prepared.error();
@@ -63,8 +73,8 @@ Result<int64_t> StatementCache::each(std::string_view sql, std::initializer_list
         if (!row.value())
             return rows;
         ++rows;
-        if (on_row)
-            on_row(SqlRow(stmt));
+        if (!on_row(SqlRow(stmt)))
+            return rows;
     }
 }
 

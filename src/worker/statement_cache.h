@@ -58,6 +58,8 @@ private:
 class StatementCache {
 public:
     using OnRow = std::function<void(SqlRow const&)>;
+    // Returns false to stop before the rows that follow.
+    using OnRowUntil = std::function<bool(SqlRow const&)>;
 
     explicit StatementCache(SqliteDb db)
         : m_db(std::move(db))
@@ -75,6 +77,8 @@ public:
     // calls `on_row` (when given) for each row, in order. Returns how many
     // rows there were. On an error the rows seen so far were delivered.
     Result<int64_t> each(std::string_view sql, std::initializer_list<SqlParam> params, OnRow const& on_row = {});
+    // The same loop, ended early when `on_row` returns false (that row counts).
+    Result<int64_t> each_until(std::string_view sql, std::initializer_list<SqlParam> params, OnRowUntil const& on_row);
     // The same, for statements of one row at most: whether there was one.
     Result<bool> first(std::string_view sql, std::initializer_list<SqlParam> params, OnRow const& on_row = {});
     // A statement whose rows, if any, are not needed.

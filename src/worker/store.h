@@ -84,14 +84,19 @@ public:
     // -- Owner API ---------------------------------------------------------
 
     // Live (not deleted) messages of `box` with seq below `before` (none:
-    // from the newest), newest first, at most `limit` (1..500).
-    Result<MessagePage> list_messages(Box box, int limit, std::optional<int64_t> before);
+    // from the newest), newest first, at most `limit` (1..500) and no more
+    // than `max_bytes` of content (subject and body; the first message
+    // always): rows are read one at a time and the page stops at the bound.
+    Result<MessagePage> list_messages(Box box, int limit, std::optional<int64_t> before,
+        size_t max_bytes = SIZE_MAX);
     // The live message `key` means (see MessageKey), if any.
     Result<std::optional<StoredMessage>> find_message(MessageKey key);
     // Sets the read flag; returns the updated message, nullopt when none matched.
     Result<std::optional<StoredMessage>> set_read(MessageKey key, bool read);
     // Leaves a tombstone: subject and body cleared, deleted = 1, so the id
-    // answers 404 from now on while a redelivery stays a duplicate. For a sent
+    // answers 404 from now on while a redelivery stays a duplicate. The
+    // message's message.received event keeps its seq and type, its data
+    // becomes events.message_deleted(): the content is gone from the log. For a sent
     // message, deliveries still queued are cancelled (failed, with
     // last_error saying so): their content is gone; each gets a
     // delivery.updated event (data: events.delivery_updated()).
@@ -146,7 +151,9 @@ public:
 private:
     explicit Store(SqliteDb db);
     static Result<Store> open_at(std::string const& dir, int version);
-    Result<int64_t> insert_event(std::string_view type, std::string_view data, int64_t now_ms);
+    // `message`: the seq of the message a message.received event is about.
+    Result<int64_t> insert_event(std::string_view type, std::string_view data, int64_t now_ms,
+        std::optional<int64_t> message = std::nullopt);
     Result<std::optional<int64_t>> resolve(MessageKey key);
     Result<std::optional<StoredMessage>> message_by_seq(int64_t seq);
     Result<void> load_recipients(StoredMessage& message);

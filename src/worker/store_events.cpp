@@ -7,11 +7,13 @@
 
 namespace posta {
 
-Result<int64_t> Store::insert_event(std::string_view type, std::string_view data, int64_t now_ms)
+Result<int64_t> Store::insert_event(std::string_view type, std::string_view data, int64_t now_ms,
+    std::optional<int64_t> message)
 {
     int64_t seq = 0;
-    auto inserted = m_sql.first("INSERT INTO events (type, data, created_at) VALUES (?1, ?2, ?3) RETURNING seq",
-        { type, data, now_ms }, [&](SqlRow const& row) { seq = row.integer(0); });
+    auto inserted = m_sql.first(
+        "INSERT INTO events (type, data, created_at, message) VALUES (?1, ?2, ?3, ?4) RETURNING seq",
+        { type, data, now_ms, optional_param(message) }, [&](SqlRow const& row) { seq = row.integer(0); });
     if (!inserted)
         return inserted.error();
     if (!inserted.value())

@@ -75,7 +75,7 @@ Result<std::vector<InboundOutcome>> Store::accept_inbound(std::span<InboundMessa
         stored.sent_at = message.sent_at;
         stored.received_at_ms = received_at_ms;
         outcome.event = StoredEvent { 0, "message.received", events.message_received(stored), received_at_ms };
-        auto event = insert_event(outcome.event.type, outcome.event.data, received_at_ms);
+        auto event = insert_event(outcome.event.type, outcome.event.data, received_at_ms, *seq);
         if (!event)
             return event.error();
         outcome.event.seq = event.value();
@@ -100,24 +100,38 @@ Result<void> Store::load_recipients(StoredMessage& message)
     return {};
 }
 
-Result<MessagePage> Store::list_messages(Box box, int limit, std::optional<int64_t> before)
+Result<MessagePage> Store::list_messages(Box box, int limit, std::optional<int64_t> before, size_t max_bytes)
 {
     MessagePage page;
-    auto add = [&](SqlRow const& row) { page.messages.push_back(read_message(row)); };
+    size_t bytes = 0;
+    bool more = false;
+    auto add = [&](SqlRow const& row) {
+        if (page.messages.size() == static_cast<size_t>(limit)) {
+            more = true;
+            return false;
+        }
+        StoredMessage message = read_message(row);
+        size_t const size = message.subject.size() + message.body.size();
+        if (!page.messages.empty() && (bytes >= max_bytes || size > max_bytes - bytes)) {
+            more = true;
+            return false;
+        }
+        bytes += size;
+        page.messages.push_back(std::move(message));
+        return true;
+    };
     // One more than asked tells whether there is a next page.
     auto rows = before
-        ? m_sql.each("SELECT " POSTA_MESSAGE_COLUMNS " FROM messages "
+        ? m_sql.each_until("SELECT " POSTA_MESSAGE_COLUMNS " FROM messages "
                      "WHERE box = ?1 AND deleted = 0 AND seq < ?3 ORDER BY seq DESC LIMIT ?2",
               { box_name(box), static_cast<int64_t>(limit) + 1, *before }, add)
-        : m_sql.each("SELECT " POSTA_MESSAGE_COLUMNS " FROM messages "
+        : m_sql.each_until("SELECT " POSTA_MESSAGE_COLUMNS " FROM messages "
                      "WHERE box = ?1 AND deleted = 0 ORDER BY seq DESC LIMIT ?2",
               { box_name(box), static_cast<int64_t>(limit) + 1 }, add);
     if (!rows)
         return rows.error();
-    if (page.messages.size() > static_cast<size_t>(limit)) {
-        page.messages.pop_back();
+    if (more)
         page.next_before = page.messages.back().seq;
-    }
     for (auto& message : page.messages) {
         if (auto loaded = load_recipients(message); !loaded)
             return loaded.error();
@@ -215,10 +229,24 @@ Result<DeleteOutcome> Store::delete_message(MessageKey key, int64_t now_ms, Even
         event.seq = appended.value();
         outcome.events.push_back(std::move(event));
     }
+    StoredMessage tombstone;
+    auto read = m_sql.first("SELECT box, sender, id FROM messages WHERE seq = ?1", { *seq.value() },
+        [&](SqlRow const& row) {
+            tombstone.seq = *seq.value();
+            tombstone.box = parse_box(row.text_view(0)).value_or(Box::Inbox);
+            tombstone.from = row.text(1);
+            tombstone.id = row.text(2);
+        });
+    if (!read)
+        return read.error();
     if (auto erased = m_sql.run("UPDATE messages SET deleted = 1, subject = '', body = '' WHERE seq = ?1",
             { *seq.value() });
         !erased)
         return erased.error();
+    std::string redacted = events.message_deleted(tombstone);
+    if (auto redact = m_sql.run("UPDATE events SET data = ?2 WHERE message = ?1", { *seq.value(), redacted });
+        !redact)
+        return redact.error();
     if (auto committed = transaction->commit(); !committed)
         return committed.error();
     return outcome;

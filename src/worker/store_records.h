@@ -147,6 +147,9 @@ public:
     virtual std::string message_received(StoredMessage const&) const = 0;
     // delivery.updated: the <delivery> object after an attempt or a cancel.
     virtual std::string delivery_updated(DeliveryRecord const&) const = 0;
+    // What stays of a message.received event once the owner deleted its
+    // message: the message's id, box and sender, and that it was deleted.
+    virtual std::string message_deleted(StoredMessage const&) const = 0;
 };
 
 }

@@ -18,7 +18,7 @@ namespace {
 
 constexpr int busy_timeout_ms = 5000;
 
-constexpr std::array<char const*, 1> migrations = {
+constexpr std::array<char const*, 2> migrations = {
     // Version 1: what PROTOCOL.md version 1 needs.
     R"sql(
 -- Every message of both boxes. (box, sender, id) dedupes forever: rows are
@@ -88,6 +88,20 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_time ON events (created_at);
 )sql",
+    // Version 2: a message.received event names its message, so that
+    // deleting the message redacts the event (posta-protocol(7), "Delete").
+    R"sql(
+ALTER TABLE events ADD COLUMN message INTEGER REFERENCES messages (seq);
+UPDATE events SET message = (SELECT m.seq FROM messages m WHERE m.box = 'inbox'
+        AND m.id = json_extract(events.data, '$.id') AND m.sender = json_extract(events.data, '$.from'))
+    WHERE type = 'message.received';
+CREATE INDEX events_by_message ON events (message) WHERE message IS NOT NULL;
+-- What messages deleted before this version left in their events goes now,
+-- in the form EventEncoder::message_deleted() gives.
+UPDATE events SET data = json_object('id', json_extract(data, '$.id'), 'box', 'inbox',
+        'from', json_extract(data, '$.from'), 'deleted', json('true'))
+    WHERE message IN (SELECT seq FROM messages WHERE deleted = 1);
+)sql",
 };
 
 }
@@ -132,9 +146,12 @@ Result<void> configure_connection(SqliteDb& db)
     if (sqlite3_busy_timeout(db.get(), busy_timeout_ms) != SQLITE_OK)
         return db.error("sqlite3_busy_timeout");
     // FULL: a commit is on disk before we answer 202 (PROTOCOL.md, step 6).
+    // secure_delete: what a delete removes is overwritten in the file, not
+    // left in free pages (posta-protocol(7), "Delete").
     // temp_store: the sandbox allows no files outside the identity's folder,
     // so SQLite's temporary tables and sort spills stay in memory.
-    return db.exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;");
+    return db.exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; "
+                   "PRAGMA secure_delete=ON;");
 }
 
 Result<void> migrate_schema(SqliteDb& db, int target)

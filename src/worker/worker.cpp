@@ -242,7 +242,7 @@ Result<void> Worker::start_serving()
             m_events->publish(event.seq, event.type, event.data);
     });
     m_api = std::make_unique<ApiServer>(*m_store, *m_sink,
-        ApiServer::Settings { identity.url, m_setup.config.max_body_bytes, [this] {
+        ApiServer::Settings { identity.url, m_setup.config.max_body_bytes, m_setup.config.max_page_bytes, [this] {
                                  if (m_outbox)
                                      m_outbox->wake();
                              } });

@@ -30,6 +30,7 @@ void check_defaults(Config const& c)
     CHECK(c.shutdown_timeout == 10s);
     CHECK(c.max_head_bytes == 16384);
     CHECK(c.max_body_bytes == 1048576);
+    CHECK(c.max_page_bytes == 4194304);
     CHECK(c.max_pending == 64);
     CHECK(c.worker_open_files == 8192);
     CHECK(c.max_connections_per_address == 64);
@@ -67,6 +68,7 @@ body_timeout        = "90s"
 shutdown_timeout    = "5m"
 max_head_bytes      = 1024
 max_body_bytes      = 1073741824
+max_page_bytes      = 65536
 max_pending         = 65536
 worker_open_files   = 100000
 max_connections_per_address = 8
@@ -86,6 +88,7 @@ outbound_allow      = ["127.0.0.0/8", "::1"]
     CHECK(c.shutdown_timeout == 5min);
     CHECK(c.max_head_bytes == 1024);
     CHECK(c.max_body_bytes == 1073741824);
+    CHECK(c.max_page_bytes == 65536);
     CHECK(c.max_pending == 65536);
     CHECK(c.worker_open_files == 100000);
     CHECK(c.max_connections_per_address == 8);
@@ -147,6 +150,10 @@ TEST_CASE("numbers out of range are reported with the accepted range")
     CHECK(more.errors.size() == 4);
     CHECK(has_error(more, 2, { "max_pending = -1" }));
     CHECK(has_error(more, 4, { "worker_open_files = 63", "from 64 to 1048576" }));
+
+    auto page = parse("log_level = \"info\"\nmax_page_bytes = 65535\n");
+    CHECK(page.errors.size() == 1);
+    CHECK(has_error(page, 2, { "max_page_bytes = 65535 is out of range", "from 65536 to 1073741824" }));
 }
 
 TEST_CASE("a bad body_timeout or max_connections_per_address is reported at its line")

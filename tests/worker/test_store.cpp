@@ -482,6 +482,36 @@ TEST_CASE("listing pages newest first through cursors, skipping the other box an
     CHECK(!exact->next_before);
 }
 
+TEST_CASE("a page stops at the byte budget before the limit, and its cursor continues after its last message")
+{
+    TempDir tmp;
+    Store store = open_store(tmp);
+    std::vector<int64_t> seqs;
+    for (int i = 0; i < 5; ++i) {
+        OutgoingMessage message { "http://a.test", { "http://b.test" }, "s", "text/plain", std::string(1000, 'x') };
+        seqs.push_back(store.create_outgoing(message, t0).value().seq);
+    }
+    // 1001 bytes of content each: two fit in 2500, a third does not.
+    auto page = store.list_messages(Box::Sent, 50, std::nullopt, 2500);
+    REQUIRE(page.ok());
+    REQUIRE(page->messages.size() == 2);
+    CHECK(page->messages[0].seq == seqs[4]);
+    CHECK(page->next_before == seqs[3]);
+    auto rest = store.list_messages(Box::Sent, 50, page->next_before, 2500);
+    REQUIRE(rest.ok());
+    CHECK(rest->messages.size() == 2);
+    CHECK(rest->messages[0].seq == seqs[2]);
+    // A message larger than the budget is a page of its own.
+    auto alone = store.list_messages(Box::Sent, 50, std::nullopt, 10);
+    REQUIRE(alone.ok());
+    CHECK(alone->messages.size() == 1);
+    CHECK(alone->next_before == seqs[4]);
+    // The limit still ends a page whose content fits.
+    auto limited = store.list_messages(Box::Sent, 2, std::nullopt, 1 << 20);
+    CHECK(limited.value().messages.size() == 2);
+    CHECK(limited.value().next_before == seqs[3]);
+}
+
 TEST_CASE("the cursor round-trips and refuses what it did not write")
 {
     for (int64_t seq : { int64_t { 1 }, int64_t { 255 }, int64_t { 1 } << 40, INT64_MAX })
@@ -531,6 +561,44 @@ TEST_CASE("read is set and cleared; unknown ids are not found")
     MessageKey unknown { "BBBBBBBBBBBBBBBBBBBBBB", std::nullopt, std::nullopt };
     CHECK(!store.set_read(unknown, true).value().has_value());
     CHECK(!store.delete_message(unknown, t0, events).value().found);
+}
+
+TEST_CASE("deleting an inbound message redacts its message.received event, keeping its seq and type")
+{
+    TempDir tmp;
+    Store store = open_store(tmp);
+    auto kept = accept(store, { inbound("BBBBBBBBBBBBBBBBBBBBBB") });
+    auto gone = accept(store, { inbound("AAAAAAAAAAAAAAAAAAAAAA") });
+    REQUIRE(store.delete_message({ "AAAAAAAAAAAAAAAAAAAAAA", std::nullopt, std::nullopt }, t0, events).value().found);
+    auto log = store.events_after(0, 10).value();
+    REQUIRE(log.size() == 2);
+    CHECK(log[0].data == kept[0].event.data);
+    CHECK(log[1].seq == gone[0].event.seq);
+    CHECK(log[1].type == "message.received");
+    CHECK(log[1].data == R"({"id":"AAAAAAAAAAAAAAAAAAAAAA","box":"inbox","from":"http://b.test","deleted":true})");
+    CHECK(query_int(store.db(), "PRAGMA secure_delete") == 1);
+}
+
+TEST_CASE("migrating to version 2 links message.received events to their messages and redacts deleted ones")
+{
+    TempDir tmp;
+    REQUIRE(Store::create_at_version(tmp.path(), 1).ok());
+    {
+        auto db = SqliteDb::open(tmp.path() + "/inbox.db", SQLITE_OPEN_READWRITE);
+        REQUIRE(db.ok());
+        REQUIRE(db->exec("INSERT INTO messages (box, sender, id, subject, body, sent_at, received_at, deleted) VALUES "
+                         "('inbox', 'http://b.test', 'AAAAAAAAAAAAAAAAAAAAAA', '', '', 't', 1, 1), "
+                         "('inbox', 'http://b.test', 'BBBBBBBBBBBBBBBBBBBBBB', 's', 'kept body', 't', 1, 0); "
+                         "INSERT INTO events (type, data, created_at) VALUES "
+                         "('message.received', '{\"id\":\"AAAAAAAAAAAAAAAAAAAAAA\",\"box\":\"inbox\",\"from\":\"http://b.test\",\"body\":\"secret\"}', 1), "
+                         "('message.received', '{\"id\":\"BBBBBBBBBBBBBBBBBBBBBB\",\"box\":\"inbox\",\"from\":\"http://b.test\",\"body\":\"kept body\"}', 1)")
+                    .ok());
+    }
+    Store store = open_store(tmp);
+    CHECK(query_int(store.db(), "SELECT count(*) FROM events WHERE message IS NOT NULL") == 2);
+    CHECK(query_text(store.db(), "SELECT data FROM events WHERE seq = 1")
+        == R"({"id":"AAAAAAAAAAAAAAAAAAAAAA","box":"inbox","from":"http://b.test","deleted":true})");
+    CHECK(query_text(store.db(), "SELECT data FROM events WHERE seq = 2").find("kept body") != std::string::npos);
 }
 
 TEST_CASE("deleting a sent message cancels its queued deliveries and publishes delivery.updated")
