@@ -4,6 +4,7 @@
 // caught here and never leaves this file.
 #include "config.h"
 
+#include "common/channel.h"
 #include "common/result.h"
 #include "common/toml_file.h"
 
@@ -21,6 +22,8 @@ constexpr size_t k_max_socket_path = sizeof(sockaddr_un::sun_path) - 1;
 
 class ConfigReader {
 public:
+    static std::vector<std::string_view> key_names();
+
     ConfigReader(std::string const& file, Parsed<Config>& out)
         : m_file(file)
         , m_out(out)
@@ -133,7 +136,9 @@ private:
     }
     void max_head_bytes(std::string_view key, toml::node const& node)
     {
-        read_size(key, node, m_out.value.max_head_bytes, 1024, 1024 * 1024);
+        // A head the supervisor read off a slow client travels to the worker
+        // in one channel message, so the bound is the channel's.
+        read_size(key, node, m_out.value.max_head_bytes, 1024, static_cast<int64_t>(max_channel_prefix));
     }
     void max_body_bytes(std::string_view key, toml::node const& node)
     {
@@ -270,6 +275,14 @@ ConfigReader::Key const ConfigReader::k_keys[] = {
     { "outbound_allow", &ConfigReader::outbound_allow },
 };
 
+std::vector<std::string_view> ConfigReader::key_names()
+{
+    std::vector<std::string_view> out;
+    for (Key const& key : k_keys)
+        out.push_back(key.name);
+    return out;
+}
+
 void ConfigReader::read_root(toml::table const& root)
 {
     for (auto&& [key, node] : root) {
@@ -293,6 +306,11 @@ void ConfigReader::read_root(toml::table const& root)
     check_retry_schedule();
 }
 
+}
+
+std::vector<std::string_view> config_key_names()
+{
+    return ConfigReader::key_names();
 }
 
 // Contract: never throws (toml++'s parse_error is caught here); keys that are

@@ -53,6 +53,9 @@ struct Config {
 // types, bad durations and out-of-range numbers are errors with their line.
 Parsed<Config> parse_config(std::string_view text, std::string const& file);
 
+// The name of every key parse_config knows, in the order of posta-server(8).
+std::vector<std::string_view> config_key_names();
+
 // Reads and parses `path`; an empty path gives the defaults.
 Parsed<Config> load_config(std::string const& path);
 

@@ -1,12 +1,17 @@
 #include "control_server.h"
 
+#include "common/callback_guard.h"
 #include "common/log.h"
 #include "common/uv_handle.h"
+#include "common/unique_fd.h"
 
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <memory>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 namespace posta {
@@ -15,6 +20,36 @@ namespace {
 
 // A request is one short line; anything longer is not a client of ours.
 constexpr size_t max_request = 256;
+
+// The path must be free: missing, or a socket nobody listens on any more
+// (left by a kill -9), which is removed. A live socket is another daemon's;
+// anything else is the operator's file. Both are left alone.
+Result<void> claim_path(std::string const& path)
+{
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) < 0) {
+        if (errno == ENOENT)
+            return {};
+        return Error::from_errno("control_socket", path);
+    }
+    if (!S_ISSOCK(st.st_mode))
+        return Error::message("control_socket", "exists and is not a socket; remove it or set control_socket to another path", path);
+    sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path)
+        return Error::message("control_socket", "path too long", path);
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!probe)
+        return Error::from_errno("socket", path);
+    if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+        return Error::message("control_socket", "another posta-server is listening there; stop it, or give this daemon its own control_socket", path);
+    if (errno != ECONNREFUSED)
+        return Error::from_errno("connect", path);
+    if (::unlink(path.c_str()) < 0 && errno != ENOENT)
+        return Error::from_errno("unlink", path);
+    return {};
+}
 
 }
 
@@ -51,10 +86,8 @@ Result<std::unique_ptr<ControlServer>> ControlServer::create(uv_loop_t* loop, st
             return Error { ErrorDomain::Errno, ec.value(), "mkdir", ec.message(), folder.string() };
         ::chmod(folder.c_str(), 0755);
     }
-    // A socket file left by a previous run (kill -9) would make bind fail.
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode))
-        ::unlink(path.c_str());
+    if (auto free = claim_path(path); !free)
+        return free.error();
 
     std::unique_ptr<ControlServer> self(new ControlServer(std::move(path), std::move(provider)));
     self->m_server = new uv_pipe_t {};
@@ -64,12 +97,17 @@ Result<std::unique_ptr<ControlServer>> ControlServer::create(uv_loop_t* loop, st
     if (rc == 0)
         rc = uv_listen(reinterpret_cast<uv_stream_t*>(self->m_server), 16, [](uv_stream_t* server, int status) noexcept {
             if (status == 0 && server->data)
-                static_cast<ControlServer*>(server->data)->on_connection();
+                guard_callback("control socket", [&] { static_cast<ControlServer*>(server->data)->on_connection(); });
         });
     if (rc < 0)
         return uv_error(rc, "bind", self->m_path);
     // Status is not secret, but only the operator should be asking.
     ::chmod(self->m_path.c_str(), 0600);
+    struct stat bound {};
+    if (::lstat(self->m_path.c_str(), &bound) == 0) {
+        self->m_bound_dev = bound.st_dev;
+        self->m_bound_ino = bound.st_ino;
+    }
     return self;
 }
 
@@ -80,8 +118,22 @@ ControlServer::~ControlServer()
     if (m_server) {
         m_server->data = nullptr;
         uv_close(reinterpret_cast<uv_handle_t*>(m_server), [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_pipe_t*>(h); });
-        ::unlink(m_path.c_str());
+        // Only the socket this server bound: whatever replaced it since
+        // belongs to someone else.
+        struct stat st {};
+        if (m_bound_ino != 0 && ::lstat(m_path.c_str(), &st) == 0 && st.st_dev == m_bound_dev
+            && st.st_ino == m_bound_ino)
+            ::unlink(m_path.c_str());
     }
+}
+
+std::string ControlServer::answer(std::string_view request) noexcept
+{
+    // The caller is a libuv callback: whatever the provider throws ends here
+    // as one log line and an error answer.
+    std::string out = "{\"error\":\"internal error\"}";
+    guard_callback("control socket", [&] { out = m_provider(request); });
+    return out;
 }
 
 void ControlServer::on_connection()
@@ -102,29 +154,31 @@ void ControlServer::on_connection()
             *buf = uv_buf_init(slab, sizeof slab);
         },
         [](uv_stream_t* stream, ssize_t nread, uv_buf_t const* buf) noexcept {
-            auto* c = static_cast<Client*>(stream->data);
-            if (nread < 0 || !c->server) {
-                c->close();
-                return;
-            }
-            if (c->answered)
-                return;
-            c->request.append(buf->base, static_cast<size_t>(nread));
-            auto newline = c->request.find('\n');
-            if (newline == std::string::npos) {
-                if (c->request.size() > max_request)
+            guard_callback("control socket", [&] {
+                auto* c = static_cast<Client*>(stream->data);
+                if (nread < 0 || !c->server) {
                     c->close();
-                return;
-            }
-            c->answered = true;
-            uv_read_stop(stream);
-            c->answer = c->server->m_provider(std::string_view(c->request).substr(0, newline)) + "\n";
-            uv_buf_t out = uv_buf_init(c->answer.data(), static_cast<unsigned>(c->answer.size()));
-            int rc = uv_write(&c->write, stream, &out, 1, [](uv_write_t* req, int) noexcept {
-                static_cast<Client*>(req->handle->data)->close();
+                    return;
+                }
+                if (c->answered)
+                    return;
+                c->request.append(buf->base, static_cast<size_t>(nread));
+                auto newline = c->request.find('\n');
+                if (newline == std::string::npos) {
+                    if (c->request.size() > max_request)
+                        c->close();
+                    return;
+                }
+                c->answered = true;
+                uv_read_stop(stream);
+                c->answer = c->server->answer(std::string_view(c->request).substr(0, newline)) + "\n";
+                uv_buf_t out = uv_buf_init(c->answer.data(), static_cast<unsigned>(c->answer.size()));
+                int rc = uv_write(&c->write, stream, &out, 1, [](uv_write_t* req, int) noexcept {
+                    static_cast<Client*>(req->handle->data)->close();
+                });
+                if (rc < 0)
+                    c->close();
             });
-            if (rc < 0)
-                c->close();
         });
 }
 

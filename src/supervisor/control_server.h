@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <sys/types.h>
 #include <uv.h>
 
 namespace posta {
@@ -18,8 +19,11 @@ class ControlServer {
 public:
     using Provider = std::function<std::string(std::string_view request)>;
 
-    // Binds `path` (replacing a stale socket file; creating its folder 0755
-    // if missing) and starts listening. `provider` answers each request.
+    // Binds `path` and starts listening; creates its folder 0755 if missing.
+    // The path must be missing or a stale socket (connecting is refused),
+    // which is replaced; a live socket or any other file is an error naming
+    // it. The destructor removes the socket only if it is still the one
+    // bound here. `provider` answers each request.
     static Result<std::unique_ptr<ControlServer>> create(uv_loop_t*, std::string path, Provider);
     ~ControlServer();
     ControlServer(ControlServer const&) = delete;
@@ -37,11 +41,14 @@ private:
     }
 
     void on_connection();
+    std::string answer(std::string_view request) noexcept;
 
     std::string m_path;
     Provider m_provider;
     uv_pipe_t* m_server = nullptr; // freed in its close callback
     std::set<Client*> m_clients;   // open ones, closed with the server
+    dev_t m_bound_dev = 0;          // the socket file bound, to unlink only it
+    ino_t m_bound_ino = 0;
 };
 
 }

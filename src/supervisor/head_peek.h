@@ -32,6 +32,8 @@ public:
     // call stopped). Bytes after the head are not examined.
     State feed(std::string_view bytes);
 
+    // The bound given at construction: feed() never parses more bytes.
+    size_t max_head_bytes() const { return m_max_head_bytes; }
     // The raw Host value (empty when absent) and how many Host headers came.
     std::string const& host() const { return m_host; }
     int host_count() const { return m_host_count; }

@@ -1,10 +1,13 @@
 #include "supervisor.h"
 
+#include "common/callback_guard.h"
 #include "common/host_key.h"
 #include "common/log.h"
+#include "supervisor/reload_plan.h"
 #include "supervisor/systemd.h"
 
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <sys/resource.h>
@@ -51,8 +54,7 @@ Supervisor::Supervisor(ServeOptions options, Manifest manifest, Config config, P
     , m_manifest(std::move(manifest))
     , m_config(std::move(config))
     , m_policy(std::move(policy))
-    , m_peek_buffer(m_config.max_head_bytes + 1)
-    , m_fast_head(m_config.max_head_bytes)
+    , m_intake(std::make_unique<Intake>(m_config))
 {
 }
 
@@ -81,6 +83,13 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(ServeOptions options)
         return ok.error();
     if (auto ok = self->bind_listeners(); !ok)
         return ok.error();
+    Supervisor* raw = self.get();
+    auto control = ControlServer::create(&self->m_loop, self->m_config.control_socket, [raw](std::string_view request) {
+        return request == "status" ? raw->status_json() : std::string("{\"error\":\"unknown request\"}");
+    });
+    if (!control)
+        return control.error();
+    self->m_control = std::move(control.value());
     return self;
 }
 
@@ -121,7 +130,7 @@ Result<void> Supervisor::open_signals()
     m_signal_poll = std::move(poll.value());
     uv_poll_start(m_signal_poll.get(), UV_READABLE, [](uv_poll_t* handle, int, int) noexcept {
         if (auto* self = static_cast<Supervisor*>(handle->data))
-            self->on_signals();
+            guard_callback("signals", [&] { self->on_signals(); });
     });
     return {};
 }
@@ -179,14 +188,9 @@ void Supervisor::tell_systemd_when_ready()
 int Supervisor::run()
 {
     m_started_at_ms = uv_now(&m_loop);
-    auto control = ControlServer::create(&m_loop, m_config.control_socket,
-        [this](std::string_view request) { return request == "status" ? status_json() : std::string("{\"error\":\"unknown request\"}"); });
-    if (control)
-        m_control = std::move(control.value());
-    else
-        log::warn("no control socket, so `posta-server status` will not answer: %s", control.error().text().c_str());
 
-    apply_manifest(m_manifest);
+    Manifest initial = std::exchange(m_manifest, {});
+    apply_manifest(initial);
     tell_systemd_when_ready(); // an empty manifest is ready at once
     resume_accepting();
     for (auto const& listener : m_listeners)
@@ -204,7 +208,7 @@ void Supervisor::resume_accepting()
             if (auto* self = static_cast<Supervisor*>(handle->data)) {
                 int fd = -1;
                 uv_fileno(reinterpret_cast<uv_handle_t*>(handle), &fd);
-                self->on_listener_readable(fd);
+                guard_callback("accept", [&] { self->on_listener_readable(fd); });
             }
         });
     }
@@ -216,7 +220,7 @@ void Supervisor::pause_accepting(uint64_t ms)
         uv_poll_stop(poll.get());
     uv_timer_start(m_accept_pause_timer.get(), [](uv_timer_t* timer) noexcept {
         if (auto* self = static_cast<Supervisor*>(timer->data); self && !self->m_stopping)
-            self->resume_accepting();
+            guard_callback("accept pause", [&] { self->resume_accepting(); });
     }, ms, 0);
 }
 
@@ -239,28 +243,29 @@ void Supervisor::on_listener_readable(int listen_fd)
             // ECONNABORTED and friends concern one connection only.
             continue;
         }
-        on_connection(UniqueFd(fd), peer);
+        on_accept(UniqueFd(fd), peer);
     }
 }
 
-void Supervisor::on_connection(UniqueFd fd, SocketAddress const& peer)
+void Supervisor::on_accept(UniqueFd fd, SocketAddress const& peer)
 {
     // Fast path: with TCP_DEFER_ACCEPT the head is usually all there. Peek
     // it, route it, pass the untouched socket: the worker reads the request
     // itself. The one allocation is the host key's string, and only for a
     // key longer than std::string's inline capacity (15 bytes).
-    ssize_t n = ::recv(fd.get(), m_peek_buffer.data(), m_peek_buffer.size(), MSG_PEEK);
+    Intake& intake = *m_intake;
+    ssize_t n = ::recv(fd.get(), intake.peek_buffer.data(), intake.peek_buffer.size(), MSG_PEEK);
     if (n == 0)
         return; // closed before sending anything
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
         return;
 
-    m_fast_head.reset();
-    std::string_view peeked(m_peek_buffer.data(), n > 0 ? static_cast<size_t>(n) : 0);
-    auto state = m_fast_head.feed(peeked);
+    intake.fast_head.reset();
+    std::string_view peeked(intake.peek_buffer.data(), n > 0 ? static_cast<size_t>(n) : 0);
+    auto state = intake.fast_head.feed(peeked);
     switch (state) {
     case HeadPeek::State::Complete:
-        route(std::move(fd), peer, m_fast_head, {});
+        route(std::move(fd), peer, intake.fast_head, {});
         return;
     case HeadPeek::State::Malformed:
         reply_and_close(std::move(fd), Reply::BadRequest);
@@ -274,7 +279,7 @@ void Supervisor::on_connection(UniqueFd fd, SocketAddress const& peer)
 
     // Slow path: take what came off the socket (so it stops being readable)
     // and wait for the rest without spinning.
-    auto pending = std::make_unique<Pending>(m_config.max_head_bytes);
+    auto pending = std::make_unique<Pending>(intake.max_head_bytes);
     pending->peer = peer;
     pending->owner = this;
     pending->buffer.resize(peeked.size());
@@ -291,10 +296,10 @@ void Supervisor::on_connection(UniqueFd fd, SocketAddress const& peer)
     }
     pending->fd = std::move(fd);
     pending->poll = std::move(poll.value());
-    pending->deadline_ms = uv_now(&m_loop) + static_cast<uint64_t>(m_config.head_timeout.count());
+    pending->deadline_ms = uv_now(&m_loop) + intake.head_timeout_ms;
     uv_poll_start(pending->poll.get(), UV_READABLE, [](uv_poll_t* handle, int, int) noexcept {
         if (auto* p = static_cast<Pending*>(handle->data))
-            p->owner->on_pending_readable(*p);
+            guard_callback("head read", [&] { p->owner->on_pending_readable(*p); });
     });
     bool was_empty = m_pending.empty();
     m_pending.push_back(std::move(pending));
@@ -306,17 +311,21 @@ void Supervisor::on_connection(UniqueFd fd, SocketAddress const& peer)
 void Supervisor::on_pending_readable(Pending& pending)
 {
     // Read into the shared peek buffer and keep only what arrived: a client
-    // trickling one byte at a time costs one small copy per byte.
+    // trickling one byte at a time costs one small copy per byte. The bound
+    // is the one this connection was accepted under (HeadPeek says TooLarge
+    // once it has seen that many bytes); the read is also bounded by the
+    // buffer of the current intake, which a reload may have made smaller.
+    std::vector<char>& scratch = m_intake->peek_buffer;
     size_t have = pending.buffer.size();
-    size_t room = m_config.max_head_bytes + 1 - have;
-    ssize_t n = ::recv(pending.fd.get(), m_peek_buffer.data(), room, 0);
+    size_t room = std::min(pending.head.max_head_bytes() - have, scratch.size());
+    ssize_t n = ::recv(pending.fd.get(), scratch.data(), room, 0);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
         drop_pending(pending); // the client went away
         return;
     }
-    pending.buffer.append(m_peek_buffer.data(), static_cast<size_t>(n));
+    pending.buffer.append(scratch.data(), static_cast<size_t>(n));
     auto state = pending.head.feed(std::string_view(pending.buffer).substr(have));
     if (state == HeadPeek::State::NeedMore)
         return;
@@ -363,7 +372,7 @@ void Supervisor::arm_head_timer()
     uint64_t deadline = m_pending.front()->deadline_ms;
     uv_timer_start(m_head_timer.get(), [](uv_timer_t* timer) noexcept {
         if (auto* self = static_cast<Supervisor*>(timer->data))
-            self->on_head_timer();
+            guard_callback("head timeout", [&] { self->on_head_timer(); });
     }, deadline > now ? deadline - now : 0, 0);
 }
 
@@ -408,9 +417,12 @@ std::string Supervisor::status_json() const
         { "reloads", m_reloads },
         { "last_reload_error", m_last_reload_error.empty() ? json(nullptr) : json(m_last_reload_error) },
         { "draining", m_draining.size() },
+        { "needs_restart", m_needs_restart },
         { "identities", std::move(identities) },
     };
-    return out.dump();
+    // Paths and names come from files and may be any bytes: the dump shows
+    // bytes that are not UTF-8 as U+FFFD instead of throwing.
+    return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 WorkerProcess* Supervisor::find_route(std::string const& host_key) const
@@ -500,15 +512,12 @@ void Supervisor::reap_children()
 
 void Supervisor::sweep_exited()
 {
-    std::erase_if(m_draining, [this](auto const& worker) {
-        if (worker->state() != WorkerProcess::State::Exited)
-            return false;
-        // A changed identity's new worker waited for this one to exit.
-        auto successor = m_workers.find(worker->identity().slug);
-        if (successor != m_workers.end() && successor->second->state() == WorkerProcess::State::Waiting)
-            successor->second->start();
-        return true;
-    });
+    std::erase_if(m_draining, [](auto const& worker) { return worker->state() == WorkerProcess::State::Exited; });
+    // A changed or re-added identity's new worker waited for the one holding
+    // its files; start those whose holder is now gone.
+    for (auto& [slug, worker] : m_workers)
+        if (worker->state() == WorkerProcess::State::Waiting && !files_held(slug))
+            worker->start();
     if (m_stopping && m_draining.empty() && m_workers.empty()) {
         // Every worker is gone: close what keeps the loop alive.
         m_signal_poll.close();
@@ -517,35 +526,57 @@ void Supervisor::sweep_exited()
     }
 }
 
+bool Supervisor::files_held(std::string const& slug) const
+{
+    // Any process of this slug that is not reaped yet may hold its keys and
+    // database, whichever reload stopped it.
+    return std::any_of(m_draining.begin(), m_draining.end(), [&](auto const& worker) {
+        return worker->identity().slug == slug && worker->state() != WorkerProcess::State::Exited;
+    });
+}
+
+void Supervisor::start_or_wait(WorkerProcess& worker)
+{
+    // Two workers never run on one identity's files: a new worker starts only
+    // once every earlier process of its slug was reaped (see sweep_exited).
+    if (!files_held(worker.identity().slug))
+        worker.start();
+}
+
 void Supervisor::apply_manifest(Manifest const& manifest)
 {
     // Removed or changed identities stop; added or changed ones start.
-    std::unordered_map<std::string, std::unique_ptr<WorkerProcess>> next;
-    for (auto const& entry : manifest.identities) {
-        auto it = m_workers.find(entry.slug);
-        if (it != m_workers.end() && it->second->identity().same_as(entry)) {
-            next.emplace(entry.slug, std::move(it->second));
-            m_workers.erase(it);
-            continue;
-        }
-        auto worker = make_worker(entry);
-        if (it != m_workers.end()) {
-            // Stop, then start: the new worker opens the identity's files
-            // only once the old one has let go of them (see sweep_exited).
-            log::info("%s: changed (url %s, name \"%s\"); restarting its worker", entry.slug.c_str(),
-                entry.url.c_str(), entry.name.c_str());
-        } else {
-            if (m_reloads > 0)
-                log::info("%s: added (%s)", entry.slug.c_str(), entry.url.c_str());
-            worker->start();
-        }
-        next.emplace(entry.slug, std::move(worker));
+    auto diff = diff_manifests(m_manifest, manifest);
+    for (auto const& slug : diff.removed)
+        log::info("%s: removed; stopping its worker", slug.c_str());
+    for (auto const& slug : diff.changed) {
+        auto const& entry = *manifest.find_slug(slug);
+        log::info("%s: changed (url %s, name \"%s\"); restarting its worker", slug.c_str(), entry.url.c_str(),
+            entry.name.c_str());
     }
+    for (auto const& slug : diff.added)
+        if (m_reloads > 0)
+            log::info("%s: added (%s)", slug.c_str(), manifest.find_slug(slug)->url.c_str());
+
+    std::unordered_map<std::string, std::unique_ptr<WorkerProcess>> next;
+    for (auto const& slug : diff.kept) {
+        auto it = m_workers.find(slug);
+        next.emplace(slug, std::move(it->second));
+        m_workers.erase(it);
+    }
+    // Stop first, so that a new worker of the same slug sees its predecessor
+    // holding the files and waits for it.
     for (auto& [slug, worker] : m_workers) {
-        if (!manifest.find_slug(slug))
-            log::info("%s: removed; stopping its worker", slug.c_str());
         worker->stop();
         m_draining.push_back(std::move(worker));
+    }
+    m_workers.clear();
+    for (auto const* list : { &diff.changed, &diff.added }) {
+        for (auto const& slug : *list) {
+            auto worker = make_worker(*manifest.find_slug(slug));
+            start_or_wait(*worker);
+            next.emplace(slug, std::move(worker));
+        }
     }
     m_workers = std::move(next);
 
@@ -578,7 +609,16 @@ void Supervisor::reload()
         return;
     }
     m_last_reload_error.clear();
-    m_config = std::move(config.value);
+    auto plan = plan_config_reload(m_config, config.value);
+    for (auto const& key : plan.needs_restart)
+        if (std::find(m_needs_restart.begin(), m_needs_restart.end(), key) == m_needs_restart.end())
+            log::warn("reload: %s changed in %s; it needs a restart of the daemon, the running value stays",
+                key.c_str(), m_options.config_path.c_str());
+    m_needs_restart = std::move(plan.needs_restart);
+    m_config = std::move(plan.config);
+    // Between two callbacks nothing borrows the intake: the fast path uses it
+    // within one call, and each pending head carries its own bound.
+    m_intake = std::make_unique<Intake>(m_config);
     m_policy.acl = std::move(acl.value);
     log::configure(m_config.log_level, m_config.log_format);
     apply_manifest(manifest.value);

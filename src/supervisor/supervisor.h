@@ -49,12 +49,33 @@ public:
     int run();
 
 private:
+    // What accepts and peeks, built from one config and replaced whole by a
+    // reload: the bounds, the fast path's peek buffer and parser. Nothing
+    // else reads these config values, so no buffer outlives its bound.
+    struct Intake {
+        size_t max_head_bytes;
+        uint64_t head_timeout_ms;
+        // One peek buffer for every new connection: the fast path reads no
+        // head into a buffer of its own.
+        std::vector<char> peek_buffer;
+        HeadPeek fast_head;
+
+        explicit Intake(Config const& config)
+            : max_head_bytes(config.max_head_bytes)
+            , head_timeout_ms(static_cast<uint64_t>(config.head_timeout.count()))
+            , peek_buffer(config.max_head_bytes)
+            , fast_head(config.max_head_bytes)
+        {
+        }
+    };
+
     // A connection whose head did not arrive in one piece: the bytes read so
-    // far are kept here and go to the worker with the fd.
+    // far are kept here and go to the worker with the fd. It keeps the
+    // bounds of the intake that accepted it, whatever a reload does later.
     struct Pending {
         UniqueFd fd;
         SocketAddress peer;
-        std::string buffer;
+        std::string buffer; // never longer than head.max_head_bytes()
         HeadPeek head;
         uint64_t deadline_ms = 0;
         UvHandle<uv_poll_t> poll; // declared after fd: closed before it
@@ -74,7 +95,7 @@ private:
     Result<void> open_signals();
 
     void on_listener_readable(int listen_fd);
-    void on_connection(UniqueFd fd, SocketAddress const& peer);
+    void on_accept(UniqueFd fd, SocketAddress const& peer);
     void on_pending_readable(Pending&);
     void on_head_timer();
     void arm_head_timer();
@@ -94,9 +115,13 @@ private:
     void tell_systemd_when_ready();
     std::string status_json() const;
     std::unique_ptr<WorkerProcess> make_worker(IdentityEntry const&);
+    bool files_held(std::string const& slug) const;
+    void start_or_wait(WorkerProcess&);
 
     ServeOptions m_options;
     Manifest m_manifest;
+    // The config in force: reloadable keys as last read, every other key
+    // as at start (reload_plan.h).
     Config m_config;
     Policy m_policy; // the ACL and rate limit every worker applies
 
@@ -122,9 +147,7 @@ private:
     // also in deadline order and one timer serves them all.
     std::list<std::unique_ptr<Pending>> m_pending;
     UvHandle<uv_timer_t> m_head_timer;
-    // One peek buffer for every new connection: the fast path reads no head into a buffer of its own.
-    std::vector<char> m_peek_buffer;
-    HeadPeek m_fast_head;
+    std::unique_ptr<Intake> m_intake;
 
     std::unique_ptr<ControlServer> m_control;
 
@@ -135,6 +158,7 @@ private:
     uint64_t m_started_at_ms = 0;
     unsigned m_reloads = 0;
     std::string m_last_reload_error;
+    std::vector<std::string> m_needs_restart; // config keys changed in the file since start
 };
 
 }

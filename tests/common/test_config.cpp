@@ -142,12 +142,13 @@ TEST_CASE("numbers out of range are reported with the accepted range")
 {
     auto parsed = parse("max_head_bytes = 1023\nmax_body_bytes = 1073741825\nmax_pending = 0\n");
     CHECK(parsed.errors.size() == 3);
-    CHECK(has_error(parsed, 1, { "max_head_bytes = 1023 is out of range", "from 1024 to 1048576" }));
+    CHECK(has_error(parsed, 1, { "max_head_bytes = 1023 is out of range", "from 1024 to 65536" }));
     CHECK(has_error(parsed, 2, { "max_body_bytes = 1073741825", "from 1024 to 1073741824" }));
     CHECK(has_error(parsed, 3, { "max_pending = 0", "from 1 to 65536" }));
 
-    auto more = parse("max_head_bytes = 1048577\nmax_pending = -1\nmax_body_bytes = 1023\nworker_open_files = 63\n");
+    auto more = parse("max_head_bytes = 65537\nmax_pending = -1\nmax_body_bytes = 1023\nworker_open_files = 63\n");
     CHECK(more.errors.size() == 4);
+    CHECK(has_error(more, 1, { "max_head_bytes = 65537 is out of range", "from 1024 to 65536" }));
     CHECK(has_error(more, 2, { "max_pending = -1" }));
     CHECK(has_error(more, 4, { "worker_open_files = 63", "from 64 to 1048576" }));
 

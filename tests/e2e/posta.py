@@ -90,17 +90,8 @@ class Daemon:
         self.config_path = os.path.join(self.dir, "posta.toml")
         self.identities = list(identities)
         self.write_manifest(self.identities)
-        settings = {
-            "state_dir": self.state_dir,
-            "control_socket": os.path.join(self.dir, "control.sock"),
-            # Every test peer is on loopback, which the outbound policy
-            # refuses by default; a test of the policy sets its own.
-            "outbound_allow": LOOPBACK_RANGES,
-        }
-        settings.update(config or {})
-        with open(self.config_path, "w") as f:
-            for key, value in settings.items():
-                f.write(f"{key} = {toml_value(value)}\n")
+        self.control_socket = os.path.join(self.dir, "control.sock")
+        self.write_config(config)
         self.args = list(args)
         self.lines = []
         self.lock = threading.Lock()
@@ -171,6 +162,27 @@ class Daemon:
                     print(line, file=sys.stderr)
             shutil.rmtree(self.dir, ignore_errors=True)
         return False
+
+    def write_config(self, config=None):
+        """Writes the config file: the test's state folder and control socket,
+        then `config`'s keys (which may override those two)."""
+        settings = {
+            "state_dir": self.state_dir,
+            "control_socket": self.control_socket,
+            # Every test peer is on loopback, which the outbound policy
+            # refuses by default; a test of the policy sets its own.
+            "outbound_allow": LOOPBACK_RANGES,
+        }
+        settings.update(config or {})
+        with open(self.config_path, "w") as f:
+            for key, value in settings.items():
+                f.write(f"{key} = {toml_value(value)}\n")
+
+    def reload(self):
+        """SIGHUP, then waits for the reload to be done; returns its log line."""
+        mark = len(self.log())
+        self.proc.send_signal(signal.SIGHUP)
+        return self.wait_log(r"reload (done|rejected)", start=mark, what="the reload to finish")
 
     def write_manifest(self, identities):
         with open(self.manifest, "w") as f:
@@ -257,6 +269,27 @@ def read_until_close(sock):
             break
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def server_side_unread(sock, port):
+    """Bytes the server's end of `sock` (a connection to 127.0.0.1:`port`) has
+    received but nobody read yet, from /proc/net/tcp; None while the kernel
+    shows no such socket."""
+    client_port = sock.getsockname()[1]
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if int(local.split(":")[1], 16) == port and int(remote.split(":")[1], 16) == client_port:
+                return int(fields[4].split(":")[1], 16)
+    return None
+
+
+def wait_read_by_server(sock, port, what="the server to read what was sent"):
+    """Polls until the server has read everything sent on `sock` so far: the
+    way to make a head arrive in pieces without sleeping."""
+    wait_for(lambda: server_side_unread(sock, port) == 0, what=what)
 
 
 def status_of(raw_response):

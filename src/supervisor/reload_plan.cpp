@@ -1,0 +1,48 @@
+#include "reload_plan.h"
+
+namespace posta {
+
+ConfigReload plan_config_reload(Config const& running, Config const& loaded)
+{
+    ConfigReload out { running, {} };
+    out.config.head_timeout = loaded.head_timeout;
+    out.config.max_head_bytes = loaded.max_head_bytes;
+    out.config.log_level = loaded.log_level;
+    out.config.log_format = loaded.log_format;
+
+    auto check = [&](char const* key, bool same) {
+        if (!same)
+            out.needs_restart.emplace_back(key);
+    };
+    check("state_dir", running.state_dir == loaded.state_dir);
+    check("control_socket", running.control_socket == loaded.control_socket);
+    check("shutdown_timeout", running.shutdown_timeout == loaded.shutdown_timeout);
+    check("max_body_bytes", running.max_body_bytes == loaded.max_body_bytes);
+    check("max_pending", running.max_pending == loaded.max_pending);
+    check("worker_open_files", running.worker_open_files == loaded.worker_open_files);
+    check("delivery_retry_base", running.delivery_retry_base == loaded.delivery_retry_base);
+    check("delivery_retry_max", running.delivery_retry_max == loaded.delivery_retry_max);
+    check("delivery_give_up", running.delivery_give_up == loaded.delivery_give_up);
+    check("sandbox", running.sandbox == loaded.sandbox);
+    return out;
+}
+
+ManifestDiff diff_manifests(Manifest const& running, Manifest const& loaded)
+{
+    ManifestDiff out;
+    for (auto const& entry : loaded.identities) {
+        IdentityEntry const* now = running.find_slug(entry.slug);
+        if (!now)
+            out.added.push_back(entry.slug);
+        else if (now->same_as(entry))
+            out.kept.push_back(entry.slug);
+        else
+            out.changed.push_back(entry.slug);
+    }
+    for (auto const& entry : running.identities)
+        if (!loaded.find_slug(entry.slug))
+            out.removed.push_back(entry.slug);
+    return out;
+}
+
+}
