@@ -121,7 +121,7 @@ ControlServer::~ControlServer()
         // Only the socket this server bound: whatever replaced it since
         // belongs to someone else.
         struct stat st {};
-        if (m_bound_ino != 0 && ::lstat(m_path.c_str(), &st) == 0 && st.st_dev == m_bound_dev
+        if (m_bound_ino != 0 && ::lstat(m_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == m_bound_dev
             && st.st_ino == m_bound_ino)
             ::unlink(m_path.c_str());
     }

@@ -37,8 +37,13 @@ def raising_max_head_bytes_by_reload_bounds_split_heads_by_the_new_value():
         assert in_two_pieces(d, head(b"arne.local", 1000)) == 200
         assert in_two_pieces(d, head(b"arne.local", 3000)) == 431
 
+        # The worker reads heads with the bound it started with, so arne is
+        # changed too: its new worker starts with the new bound.
         d.write_config({"max_head_bytes": 65536})
+        d.write_manifest([dict(ARNE, name="Arne 2")])
+        mark = len(d.log())
         assert "done" in d.reload().group(0)
+        d.worker_pid("arne", start=mark)
         # A head many times the old bound, in two pieces: the old peek buffer
         # would have been overrun here.
         assert in_two_pieces(d, head(b"arne.local", 60000)) == 200
