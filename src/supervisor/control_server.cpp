@@ -89,25 +89,38 @@ Result<std::unique_ptr<ControlServer>> ControlServer::create(uv_loop_t* loop, st
     if (auto free = claim_path(path); !free)
         return free.error();
 
+    // Bound here rather than by uv_pipe_bind: libuv unlinks the path of a pipe
+    // it bound when the handle closes, whatever is at that path by then.
+    sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.data(), path.size()); // claim_path checked the length
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd)
+        return Error::from_errno("socket", path);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+        return Error::from_errno("bind", path);
+
     std::unique_ptr<ControlServer> self(new ControlServer(std::move(path), std::move(provider)));
-    self->m_server = new uv_pipe_t {};
-    uv_pipe_init(loop, self->m_server, 0);
-    self->m_server->data = self.get();
-    int rc = uv_pipe_bind(self->m_server, self->m_path.c_str());
-    if (rc == 0)
-        rc = uv_listen(reinterpret_cast<uv_stream_t*>(self->m_server), 16, [](uv_stream_t* server, int status) noexcept {
-            if (status == 0 && server->data)
-                guard_callback("control socket", [&] { static_cast<ControlServer*>(server->data)->on_connection(); });
-        });
-    if (rc < 0)
-        return uv_error(rc, "bind", self->m_path);
-    // Status is not secret, but only the operator should be asking.
-    ::chmod(self->m_path.c_str(), 0600);
     struct stat bound {};
     if (::lstat(self->m_path.c_str(), &bound) == 0) {
         self->m_bound_dev = bound.st_dev;
         self->m_bound_ino = bound.st_ino;
     }
+    self->m_server = new uv_pipe_t {};
+    uv_pipe_init(loop, self->m_server, 0);
+    self->m_server->data = self.get();
+    int rc = uv_pipe_open(self->m_server, fd.get());
+    if (rc == 0) {
+        fd.release();
+        rc = uv_listen(reinterpret_cast<uv_stream_t*>(self->m_server), 16, [](uv_stream_t* server, int status) noexcept {
+            if (status == 0 && server->data)
+                guard_callback("control socket", [&] { static_cast<ControlServer*>(server->data)->on_connection(); });
+        });
+    }
+    if (rc < 0)
+        return uv_error(rc, "listen", self->m_path);
+    // Status is not secret, but only the operator should be asking.
+    ::chmod(self->m_path.c_str(), 0600);
     return self;
 }
 

@@ -269,7 +269,7 @@ def the_supervisors_fds_return_to_baseline_after_connections_and_reloads():
 
 @test
 def systemd_hears_ready_reloading_and_stopping():
-    with Daemon([ARNE]) as d:
+    with Daemon([ARNE], autostart=False) as d:
         path = os.path.join(d.dir, "notify.sock")
         sd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sd.bind(path)
