@@ -215,7 +215,7 @@ Result<void> HttpTransfer::prepare(std::string const& user_agent)
     t.easy.reset(curl_easy_init());
     if (!t.easy)
         return http_error(HttpClientError::Internal, "curl_easy_init failed", r.url);
-    CURL* easy = t.easy.get();
+    CURL* handle = t.easy.get();
 
     // curl's type checks are C-only: every integer option here takes a long,
     // every *_LARGE one a curl_off_t.
@@ -224,43 +224,43 @@ Result<void> HttpTransfer::prepare(std::string const& user_agent)
         if (rc == CURLE_OK)
             rc = result;
     };
-    check(curl_easy_setopt(easy, CURLOPT_PRIVATE, &t));
-    check(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t.error));
-    check(curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str()));
-    check(curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https"));
-    check(curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"));
-    check(curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L));
+    check(curl_easy_setopt(handle, CURLOPT_PRIVATE, &t));
+    check(curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, t.error));
+    check(curl_easy_setopt(handle, CURLOPT_URL, r.url.c_str()));
+    check(curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https"));
+    check(curl_easy_setopt(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"));
+    check(curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L));
     // Only what we configure: no proxy from http_proxy and friends.
-    check(curl_easy_setopt(easy, CURLOPT_PROXY, ""));
-    check(curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L));
-    check(curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L));
+    check(curl_easy_setopt(handle, CURLOPT_PROXY, ""));
+    check(curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L));
+    check(curl_easy_setopt(handle, CURLOPT_QUICK_EXIT, 1L));
     // The system CA store (Debian's libcurl defaults to it), peer and host
     // verified: stated here so no default can weaken it.
-    check(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L));
-    check(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L));
-    check(curl_easy_setopt(easy, CURLOPT_USERAGENT, user_agent.c_str()));
-    check(curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connect_timeout.count())));
-    check(curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeout.count())));
+    check(curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, 1L));
+    check(curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, 2L));
+    check(curl_easy_setopt(handle, CURLOPT_USERAGENT, user_agent.c_str()));
+    check(curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connect_timeout.count())));
+    check(curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeout.count())));
     // 0 would mean "no limit" to curl; on_body enforces an empty bound.
     if (r.max_response_bytes > 0)
-        check(curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(r.max_response_bytes)));
-    check(curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &TransferTrampolines::on_body));
-    check(curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t));
-    check(curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &TransferTrampolines::on_header));
-    check(curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t));
-    check(curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &TransferTrampolines::on_open_socket));
-    check(curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &t));
-    check(curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t.header_list.get()));
+        check(curl_easy_setopt(handle, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(r.max_response_bytes)));
+    check(curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, &TransferTrampolines::on_body));
+    check(curl_easy_setopt(handle, CURLOPT_WRITEDATA, &t));
+    check(curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, &TransferTrampolines::on_header));
+    check(curl_easy_setopt(handle, CURLOPT_HEADERDATA, &t));
+    check(curl_easy_setopt(handle, CURLOPT_OPENSOCKETFUNCTION, &TransferTrampolines::on_open_socket));
+    check(curl_easy_setopt(handle, CURLOPT_OPENSOCKETDATA, &t));
+    check(curl_easy_setopt(handle, CURLOPT_HTTPHEADER, t.header_list.get()));
     if (r.method == "HEAD") {
-        check(curl_easy_setopt(easy, CURLOPT_NOBODY, 1L));
+        check(curl_easy_setopt(handle, CURLOPT_NOBODY, 1L));
     } else if (sends_body) {
         // Not copied: the body lives in the transfer until curl is done.
-        check(curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size())));
-        check(curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r.body.data()));
+        check(curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size())));
+        check(curl_easy_setopt(handle, CURLOPT_POSTFIELDS, r.body.data()));
         if (r.method != "POST")
-            check(curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, r.method.c_str()));
+            check(curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, r.method.c_str()));
     } else if (r.method != "GET") {
-        check(curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, r.method.c_str()));
+        check(curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, r.method.c_str()));
     }
     if (rc != CURLE_OK)
         return http_error(kind_of(rc) == HttpClientError::Invalid ? HttpClientError::Invalid : HttpClientError::Internal,

@@ -28,8 +28,8 @@ struct Loop {
     // Runs the loop until `lines` has `count` entries or 5 s passed.
     void wait_for(std::vector<std::string> const& lines, size_t count)
     {
-        uint64_t deadline = uv_now(&loop) + 5000;
-        while (lines.size() < count && uv_now(&loop) < deadline)
+        uint64_t until = uv_now(&loop) + 5000;
+        while (lines.size() < count && uv_now(&loop) < until)
             uv_run(&loop, UV_RUN_ONCE);
     }
     uv_loop_t loop {};
