@@ -30,12 +30,15 @@ RequestParser::Step RequestParser::parse(std::string_view input)
     m_must_parse = false;
     m_pause = Pause::None;
     size_t body_before = m_request.body.size();
-    llhttp_errno_t err = llhttp_execute(&m_parser, input.data(), length);
+    // An empty view may have no data at all (a resume after a pause), and
+    // llhttp does pointer arithmetic on it: give it an empty string instead.
+    char const* data = input.empty() ? "" : input.data();
+    llhttp_errno_t err = llhttp_execute(&m_parser, data, length);
     size_t consumed = length;
     if (err != HPE_OK) {
         char const* pos = llhttp_get_error_pos(&m_parser);
-        if (pos >= input.data() && pos <= input.data() + length)
-            consumed = static_cast<size_t>(pos - input.data());
+        if (pos >= data && pos <= data + length)
+            consumed = static_cast<size_t>(pos - data);
     }
     if (m_in_head)
         m_head_bytes += consumed;

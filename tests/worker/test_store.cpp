@@ -261,13 +261,13 @@ TEST_CASE("an accepted message is stored and published as message.received with 
         == R"({"id":"AAAAAAAAAAAAAAAAAAAAAA","box":"inbox","from":"http://b.test","to":["http://a.test"],)"
            R"("subject":"subject","content_type":"text/plain","body":"body of http://b.test",)"
            R"("sent_at":"2026-11-27T09:00:00Z","received_at":"2026-11-27T09:00:00Z","read":false})");
-    auto events = store.events_after(0, 10);
-    REQUIRE(events.ok());
-    REQUIRE(events->size() == 1);
-    CHECK(events->at(0).seq == outcomes[0].event.seq);
-    CHECK(events->at(0).type == "message.received");
-    CHECK(events->at(0).data == outcomes[0].event.data);
-    CHECK(events->at(0).created_at_ms == t0);
+    auto stored = store.events_after(0, 10);
+    REQUIRE(stored.ok());
+    REQUIRE(stored->size() == 1);
+    CHECK(stored->at(0).seq == outcomes[0].event.seq);
+    CHECK(stored->at(0).type == "message.received");
+    CHECK(stored->at(0).data == outcomes[0].event.data);
+    CHECK(stored->at(0).created_at_ms == t0);
 
     auto found = store.find_message({ "AAAAAAAAAAAAAAAAAAAAAA", std::nullopt, std::nullopt });
     REQUIRE(found.ok());
