@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   build-essential meson ninja-build pkg-config python3
   libuv1-dev node-llhttp libtomlplusplus-dev libsqlite3-dev libsodium-dev
-  libcli11-dev doctest-dev nlohmann-json3-dev libcurl4-openssl-dev libseccomp-dev
+  libcli11-dev doctest-dev nlohmann-json3-dev libcurl4-openssl-dev libseccomp-dev libssl-dev
+  openssl   # tests/e2e/test_tls.py makes its CA and certificates with it
   curl procps
   clang libclang-rt-14-dev llvm   # fuzz/: libFuzzer, clang's sanitizers, readable stacks
 )

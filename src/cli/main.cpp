@@ -3,6 +3,7 @@
 // `token` issues an owner API token for one identity.
 #include "common/acl.h"
 #include "common/config.h"
+#include "common/host_key.h"
 #include "common/log.h"
 #include "common/manifest.h"
 #include "posta_version.h"
@@ -12,6 +13,7 @@
 #include "protocol/api_token.h"
 #include "worker/identity_dir.h"
 #include "worker/store.h"
+#include "worker/tls_certificate.h"
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
@@ -44,6 +46,17 @@ int run_check(std::string const& manifest_path, std::string const& config_path, 
     if (errors > 0) {
         std::fprintf(stderr, "check: %zu error%s\n", errors, errors == 1 ? "" : "s");
         return 1;
+    }
+    // A missing or broken certificate is a warning, not an error: the
+    // daemon serves everything else, and this identity's plain HTTP.
+    std::string state_dir = load_config(config_path).value.state_dir;
+    for (auto const& identity : manifest.value.identities) {
+        auto url = parse_identity_url(identity.url);
+        if (!url || url->scheme != "https")
+            continue;
+        if (auto loaded = load_tls_context(state_dir + "/" + identity.slug, url->host_key); !loaded)
+            std::fprintf(stderr, "warning: %s: no usable TLS certificate: %s\n", identity.slug.c_str(),
+                loaded.error().text().c_str());
     }
     std::printf("%s: ok, %zu identit%s\n", manifest_path.c_str(), manifest.value.identities.size(),
         manifest.value.identities.size() == 1 ? "y" : "ies");
@@ -153,7 +166,8 @@ int main(int argc, char** argv)
     serve.listen = { "127.0.0.1:8080" };
     serve.manifest_path = default_manifest;
     auto* serve_cmd = app.add_subcommand("serve", "Run the supervisor and one worker per identity");
-    serve_cmd->add_option("--listen", serve.listen, "Address to listen on, repeatable: 127.0.0.1:8080, [::1]:8080")
+    serve_cmd->add_option("--listen", serve.listen, 
+                             "Address to listen on, repeatable: 127.0.0.1:8080, [::1]:8080; https://ADDR:PORT is TLS")
         ->capture_default_str();
     serve_cmd->add_option("--manifest", serve.manifest_path, "The identities manifest (TOML)")->capture_default_str();
     serve_cmd->add_option("--acl", serve.acl_path, "Sender allow/deny list (TOML)")->check(CLI::ExistingFile);

@@ -94,6 +94,8 @@ int run_status_command(std::string const& control_socket, bool json)
             ident.value("host", "").c_str(), ident.value("state", "").c_str(), pid.c_str(),
             format_uptime(ident.value("uptime_s", 0ULL)).c_str(), ident.value("restarts", 0U),
             ident.value("pending", 0U));
+        if (ident["tls_problem"].is_string())
+            std::printf("%-20s TLS: %s\n", "", ident["tls_problem"].get<std::string>().c_str());
     }
     return 0;
 }

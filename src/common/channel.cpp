@@ -13,6 +13,7 @@ struct WireHeader {
     uint32_t prefix_len;
     uint32_t peer_len;
     uint32_t count;
+    ConnectionKind kind;
     sockaddr_storage peer;
 };
 
@@ -38,7 +39,7 @@ Result<std::pair<UniqueFd, UniqueFd>> make_channel()
 }
 
 Result<void> send_connection(int channel, int conn_fd, sockaddr const* peer, socklen_t peer_len,
-    std::string_view prefix)
+    std::string_view prefix, ConnectionKind kind)
 {
     if (prefix.size() > max_channel_prefix || peer_len > sizeof(sockaddr_storage))
         return Error::message("send_connection", "prefix or address too large");
@@ -47,6 +48,7 @@ Result<void> send_connection(int channel, int conn_fd, sockaddr const* peer, soc
     header.type = MessageType::Connection;
     header.prefix_len = static_cast<uint32_t>(prefix.size());
     header.peer_len = peer_len;
+    header.kind = kind;
     if (peer_len > 0)
         std::memcpy(&header.peer, peer, peer_len);
 
@@ -71,12 +73,14 @@ Result<void> send_connection(int channel, int conn_fd, sockaddr const* peer, soc
     return {};
 }
 
-Result<void> send_policy(int channel, std::string_view serialized)
+namespace {
+
+Result<void> send_text(int channel, MessageType type, std::string_view serialized)
 {
     if (serialized.size() > max_channel_prefix)
-        return Error::message("send_policy", "policy too large for one message");
+        return Error::message("send", "message too large for the channel");
     WireHeader header {};
-    header.type = MessageType::Policy;
+    header.type = type;
     header.prefix_len = static_cast<uint32_t>(serialized.size());
     iovec iov[2] = {
         { &header, sizeof header },
@@ -88,6 +92,18 @@ Result<void> send_policy(int channel, std::string_view serialized)
     if (::sendmsg(channel, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         return Error::from_errno("sendmsg", "worker channel");
     return {};
+}
+
+}
+
+Result<void> send_policy(int channel, std::string_view serialized)
+{
+    return send_text(channel, MessageType::Policy, serialized);
+}
+
+Result<void> send_tls_status(int channel, std::string_view problem)
+{
+    return send_text(channel, MessageType::TlsStatus, problem.substr(0, 4096));
 }
 
 Result<void> send_ready(int channel) { return send_header_only(channel, MessageType::Ready); }
@@ -157,11 +173,15 @@ Result<std::optional<ChannelMessage>> receive_message(int channel)
     case MessageType::Connection:
         if (received_count != 1 && !fd_lost)
             return Error::message("recvmsg", "connection message without exactly one fd", "worker channel");
+        if (header.kind != ConnectionKind::Plain && header.kind != ConnectionKind::Tls)
+            return Error::message("recvmsg", "unknown connection kind", "worker channel");
         message.fd = std::move(received[0]);
+        message.kind = header.kind;
         message.peer = header.peer;
         message.peer_len = header.peer_len;
         break;
     case MessageType::Policy:
+    case MessageType::TlsStatus:
     case MessageType::Ready:
     case MessageType::Taken:
         if (received_count != 0)

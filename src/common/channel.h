@@ -22,7 +22,17 @@ enum class MessageType : uint32_t {
     Ready = 2,      // worker -> supervisor: keys and database open, serving
     Taken = 3,      // worker -> supervisor: it took `count` connections off the channel
     Policy = 4,     // supervisor -> worker: the ACL and rate limit, after a reload
+                    // (the worker also rereads its TLS certificate then)
+    TlsStatus = 5,  // worker -> supervisor: whether its TLS certificate is usable
     Closed = 100,   // not on the wire: the other end closed the channel
+};
+
+// How the client speaks on a passed connection: plain HTTP, or TLS (the
+// socket is untouched, or its prefix is the start of a ClientHello, and the
+// worker terminates TLS itself).
+enum class ConnectionKind : uint32_t {
+    Plain = 0,
+    Tls = 1,
 };
 
 // The largest head prefix a connection message may carry.
@@ -37,8 +47,10 @@ struct ChannelMessage {
     sockaddr_storage peer {};
     socklen_t peer_len = 0;
     std::string prefix; // Connection: request bytes already read off the socket;
-                        // Policy: the serialized Policy
+                        // Policy: the serialized Policy; TlsStatus: the
+                        // problem, empty when the certificate is in use
     uint32_t count = 0; // Taken: how many connections
+    ConnectionKind kind = ConnectionKind::Plain; // Connection
 };
 
 // A non-blocking, close-on-exec SOCK_SEQPACKET pair: first for the
@@ -48,12 +60,16 @@ Result<std::pair<UniqueFd, UniqueFd>> make_channel();
 // Sends a connection. Fails with code EAGAIN when the channel is full; the
 // caller still owns `conn_fd` in every case.
 Result<void> send_connection(int channel, int conn_fd, sockaddr const* peer, socklen_t peer_len,
-    std::string_view prefix);
+    std::string_view prefix, ConnectionKind kind);
 
 Result<void> send_ready(int channel);
 
 // Sends the daemon-wide policy (Policy::serialize()) to a worker.
 Result<void> send_policy(int channel, std::string_view serialized);
+
+// Tells the supervisor (for `status`) what is wrong with the worker's TLS
+// certificate, or "" once it has one in use.
+Result<void> send_tls_status(int channel, std::string_view problem);
 
 // Credits connections back to the supervisor, which lets at most
 // max_pending connections wait in a worker's channel.

@@ -26,6 +26,7 @@
 #include "http/head_check.h"
 #include "http/router.h"
 #include "http/tcp_transport.h"
+#include "http/tls_transport.h"
 
 #include <exception>
 #include <sys/socket.h>
@@ -64,7 +65,6 @@ HttpSession::HttpSession(SessionContext& context, std::string peer_address, std:
     : m_context(context)
     , m_peer(std::move(peer_address))
     , m_peer_host(std::move(peer_host))
-    , m_transport(std::make_unique<TcpTransport>(context.loop, context.read_buffer, static_cast<TransportEvents&>(*this)))
     , m_parser(RequestParser::Limits { context.max_head_bytes, context.max_body_bytes })
 {
     uv_timer_init(context.loop, &m_timer); // cannot fail on Unix
@@ -73,11 +73,24 @@ HttpSession::HttpSession(SessionContext& context, std::string peer_address, std:
 }
 
 Result<HttpSession*> HttpSession::create(SessionContext& context, UniqueFd fd, std::string peer_address,
-    std::string peer_host, std::string prefix)
+    std::string peer_host, std::string prefix, SSL_CTX* tls)
 {
     auto* session = new HttpSession(context, peer_address, std::move(peer_host));
-    auto* tcp = static_cast<TcpTransport*>(session->m_transport.get());
-    if (auto opened = tcp->open(fd); !opened) {
+    auto& events = static_cast<TransportEvents&>(*session);
+    Result<void> opened;
+    if (tls) {
+        auto transport = std::make_unique<TlsTransport>(context.loop, context.read_buffer, events, tls);
+        auto* raw = transport.get();
+        session->m_transport = std::move(transport);
+        opened = raw->open(fd, prefix); // ciphertext: OpenSSL's, not the parser's
+        prefix.clear();
+    } else {
+        auto transport = std::make_unique<TcpTransport>(context.loop, context.read_buffer, events);
+        auto* raw = transport.get();
+        session->m_transport = std::move(transport);
+        opened = raw->open(fd);
+    }
+    if (!opened) {
         // The handles are initialised, so they are closed (and the session
         // freed) the ordinary way; the fd is still ours and `fd` closes it.
         session->m_notify_closed = false;

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <openssl/types.h>
 #include <string>
 #include <string_view>
 #include <uv.h>
@@ -50,14 +51,16 @@ struct SessionContext {
 
 class HttpSession final : private ResponseSink, private StreamSink, private TransportEvents {
 public:
-    // Serves `fd`, an accepted TCP socket. `prefix` holds the bytes the
-    // supervisor already read off it; they are parsed before the socket is
-    // read. On success the session belongs to the loop (it frees itself after
-    // closing, calling context.on_closed first); the first request may have
-    // been handled by the time this returns. On failure the fd is closed and
-    // on_closed is never called.
+    // Serves `fd`, an accepted TCP socket, in plain HTTP, or over TLS with
+    // the server context `tls` when it is not null (TlsTransport). `prefix`
+    // holds the bytes the supervisor already read off it; they are parsed
+    // (or, on TLS, decrypted) before the socket is read. On success the
+    // session belongs to the loop (it frees itself after closing, calling
+    // context.on_closed first); the first request may have been handled by
+    // the time this returns. On failure the fd is closed and on_closed is
+    // never called.
     static Result<HttpSession*> create(SessionContext&, UniqueFd fd, std::string peer_address,
-        std::string peer_host, std::string prefix);
+        std::string peer_host, std::string prefix, SSL_CTX* tls = nullptr);
 
     // Graceful stop: an idle keep-alive connection closes now; one with a
     // request under way answers it with Connection: close, then closes; a

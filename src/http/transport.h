@@ -1,8 +1,8 @@
 // Transport: the byte stream under an HttpSession. The session reads,
 // writes, shuts down and closes only through it and hears back through
 // TransportEvents; it never touches the socket. TcpTransport (a plain socket,
-// tcp_transport.h) is the one there is; a TLS transport would sit in the same
-// place, layered over it, with the session unchanged.
+// tcp_transport.h) is one; TlsTransport (tls_transport.h) sits in the same
+// place, layered over a TcpTransport, with the session unchanged.
 #pragma once
 
 #include "common/result.h"

@@ -6,8 +6,25 @@
 
 namespace posta {
 
-Result<Listener> Listener::bind(SocketAddress const& address, std::chrono::seconds defer)
+Result<ListenAddress> parse_listen_address(std::string_view text)
 {
+    ListenAddress out;
+    if (text.starts_with("https://")) {
+        out.kind = ConnectionKind::Tls;
+        text.remove_prefix(8);
+    } else if (text.starts_with("http://")) {
+        text.remove_prefix(7);
+    }
+    auto address = parse_socket_address(text);
+    if (!address)
+        return address.error();
+    out.address = address.value();
+    return out;
+}
+
+Result<Listener> Listener::bind(ListenAddress const& listen, std::chrono::seconds defer)
+{
+    SocketAddress const& address = listen.address;
     std::string text = format_address(address.get(), address.length);
     UniqueFd fd(::socket(address.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd)
@@ -28,10 +45,10 @@ Result<Listener> Listener::bind(SocketAddress const& address, std::chrono::secon
     int seconds = static_cast<int>(defer.count() > 0 ? defer.count() : 1);
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof seconds);
 
-    return adopt(std::move(fd));
+    return adopt(std::move(fd), listen.kind);
 }
 
-Result<Listener> Listener::adopt(UniqueFd fd)
+Result<Listener> Listener::adopt(UniqueFd fd, ConnectionKind kind)
 {
     std::string text = "passed fd " + std::to_string(fd.get());
     int listening = 0;
@@ -44,7 +61,8 @@ Result<Listener> Listener::adopt(UniqueFd fd)
     bound.length = sizeof bound.storage;
     if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound.storage), &bound.length) < 0)
         return Error::from_errno("getsockname", text);
-    return Listener(std::move(fd), format_address(bound.get(), bound.length));
+    std::string name = format_address(bound.get(), bound.length);
+    return Listener(std::move(fd), kind, kind == ConnectionKind::Tls ? "https://" + name : name);
 }
 
 }

@@ -29,7 +29,18 @@ std::string const& wire(Reply reply)
         "the request head is larger than this server accepts", false);
     static std::string const unavailable = build(503, "Service Unavailable", "identity_unavailable",
         "this identity is starting or restarting; retry shortly", true);
+    // A fatal alert (level 2) in a TLS 1.2-versioned plaintext record,
+    // which every TLS 1.2 and 1.3 client reads before a ServerHello.
+    auto alert = [](unsigned char description) {
+        return std::string("\x15\x03\x03\x00\x02\x02", 6) + static_cast<char>(description);
+    };
+    static std::string const unrecognized_name = alert(112);
+    static std::string const internal_error = alert(80);
     switch (reply) {
+    case Reply::TlsUnrecognizedName:
+        return unrecognized_name;
+    case Reply::TlsInternalError:
+        return internal_error;
     case Reply::BadRequest:
         return bad_request;
     case Reply::NotFound:

@@ -1,9 +1,12 @@
 // The few answers the supervisor gives itself, before a connection reaches a
-// worker: 400, 404, 408, 431, 503. Each is a small JSON error with
-// `Connection: close`, written without blocking, after which the connection
-// is closed. The supervisor never speaks to a connection it has passed on.
+// worker: 400, 404, 408, 431, 503, each a small JSON error with
+// `Connection: close`; and on a TLS listener, where it cannot speak HTTP,
+// two fixed fatal TLS alert records. Each is written without blocking, after
+// which the connection is closed. The supervisor never speaks to a
+// connection it has passed on.
 #pragma once
 
+#include "common/channel.h"
 #include "common/unique_fd.h"
 
 namespace posta {
@@ -14,7 +17,18 @@ enum class Reply {
     RequestTimeout,   // 408: head not complete within head_timeout
     HeadTooLarge,     // 431: head over max_head_bytes
     Unavailable,      // 503: the identity's worker is not ready
+    // TLS alerts (RFC 8446, 6.2), in a plaintext record as before any
+    // handshake: no identity for the ClientHello's SNI, or none sent...
+    TlsUnrecognizedName,
+    // ...and the identity's worker is not ready (TLS has no "retry later").
+    TlsInternalError,
 };
+
+// What a connection of `kind` gets when its identity cannot take it now.
+inline Reply unavailable_reply(ConnectionKind kind)
+{
+    return kind == ConnectionKind::Tls ? Reply::TlsInternalError : Reply::Unavailable;
+}
 
 // Drains what the client already sent (so closing does not turn into a
 // reset that destroys the answer in flight), writes the reply if the socket

@@ -139,15 +139,16 @@ Result<void> Supervisor::bind_listeners()
 {
     // Socket activation: the sockets systemd passed replace --listen.
     auto activated = std::move(m_options.activated);
-    for (auto& fd : activated) {
-        auto listener = Listener::adopt(std::move(fd));
+    for (auto& socket : activated) {
+        auto kind = socket.name == tls_socket_name ? ConnectionKind::Tls : ConnectionKind::Plain;
+        auto listener = Listener::adopt(std::move(socket.fd), kind);
         if (!listener)
             return listener.error();
         m_listeners.push_back(std::move(listener.value()));
     }
     auto defer = std::chrono::duration_cast<std::chrono::seconds>(m_config.head_timeout);
     for (auto const& text : activated.empty() ? m_options.listen : std::vector<std::string> {}) {
-        auto address = parse_socket_address(text);
+        auto address = parse_listen_address(text);
         if (!address)
             return address.error();
         auto listener = Listener::bind(address.value(), defer);
@@ -226,6 +227,11 @@ void Supervisor::pause_accepting(uint64_t ms)
 
 void Supervisor::on_listener_readable(int listen_fd)
 {
+    auto listener = std::find_if(m_listeners.begin(), m_listeners.end(),
+        [&](Listener const& l) { return l.fd() == listen_fd; });
+    if (listener == m_listeners.end())
+        return;
+    ConnectionKind kind = listener->kind();
     for (int i = 0; i < accept_batch; ++i) {
         SocketAddress peer;
         peer.length = sizeof peer.storage;
@@ -243,16 +249,17 @@ void Supervisor::on_listener_readable(int listen_fd)
             // ECONNABORTED and friends concern one connection only.
             continue;
         }
-        on_accept(UniqueFd(fd), peer);
+        on_accept(UniqueFd(fd), peer, kind);
     }
 }
 
-void Supervisor::on_accept(UniqueFd fd, SocketAddress const& peer)
+void Supervisor::on_accept(UniqueFd fd, SocketAddress const& peer, ConnectionKind kind)
 {
-    // Fast path: with TCP_DEFER_ACCEPT the head is usually all there. Peek
-    // it, route it, pass the untouched socket: the worker reads the request
-    // itself. The one allocation is the host key's string, and only for a
-    // key longer than std::string's inline capacity (15 bytes).
+    // Fast path: with TCP_DEFER_ACCEPT the head (or ClientHello) is usually
+    // all there. Peek it, route it, pass the untouched socket: the worker
+    // reads the request itself. The one allocation is the host key's
+    // string, and only for a key longer than std::string's inline capacity
+    // (15 bytes).
     Intake& intake = *m_intake;
     ssize_t n = ::recv(fd.get(), intake.peek_buffer.data(), intake.peek_buffer.size(), MSG_PEEK);
     if (n == 0)
@@ -260,34 +267,35 @@ void Supervisor::on_accept(UniqueFd fd, SocketAddress const& peer)
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
         return;
 
-    intake.fast_head.reset();
     std::string_view peeked(intake.peek_buffer.data(), n > 0 ? static_cast<size_t>(n) : 0);
-    auto state = intake.fast_head.feed(peeked);
-    switch (state) {
-    case HeadPeek::State::Complete:
-        route(std::move(fd), peer, intake.fast_head, {});
-        return;
-    case HeadPeek::State::Malformed:
-        reply_and_close(std::move(fd), Reply::BadRequest);
-        return;
-    case HeadPeek::State::TooLarge:
-        reply_and_close(std::move(fd), Reply::HeadTooLarge);
-        return;
-    case HeadPeek::State::NeedMore:
-        break;
+    if (kind == ConnectionKind::Tls) {
+        ClientHelloPeek hello = read_client_hello(peeked, intake.max_head_bytes);
+        if (hello.state != ClientHelloPeek::State::NeedMore) {
+            settle_client_hello(std::move(fd), peer, hello, {});
+            return;
+        }
+    } else {
+        intake.fast_head.reset();
+        auto state = intake.fast_head.feed(peeked);
+        if (state != HeadPeek::State::NeedMore) {
+            settle_head(std::move(fd), peer, intake.fast_head, state, {});
+            return;
+        }
     }
 
     // Slow path: take what came off the socket (so it stops being readable)
     // and wait for the rest without spinning.
     auto pending = std::make_unique<Pending>(intake.max_head_bytes);
     pending->peer = peer;
+    pending->kind = kind;
     pending->owner = this;
     pending->buffer.resize(peeked.size());
     if (!peeked.empty()) {
         ssize_t got = ::recv(fd.get(), pending->buffer.data(), pending->buffer.size(), 0);
         if (got != n)
             return; // the kernel gave less than it showed: a broken socket
-        pending->head.feed(pending->buffer);
+        if (kind == ConnectionKind::Plain)
+            pending->head.feed(pending->buffer);
     }
     auto poll = make_poll(&m_loop, fd.get(), pending.get());
     if (!poll) {
@@ -326,9 +334,19 @@ void Supervisor::on_pending_readable(Pending& pending)
         return;
     }
     pending.buffer.append(scratch.data(), static_cast<size_t>(n));
-    auto state = pending.head.feed(std::string_view(pending.buffer).substr(have));
-    if (state == HeadPeek::State::NeedMore)
-        return;
+    // A ClientHello is reread from its start (it is small and the reader
+    // keeps nothing); a head is parsed on from where it stopped.
+    ClientHelloPeek hello;
+    auto state = HeadPeek::State::NeedMore;
+    if (pending.kind == ConnectionKind::Tls) {
+        hello = read_client_hello(pending.buffer, pending.head.max_head_bytes());
+        if (hello.state == ClientHelloPeek::State::NeedMore)
+            return;
+    } else {
+        state = pending.head.feed(std::string_view(pending.buffer).substr(have));
+        if (state == HeadPeek::State::NeedMore)
+            return;
+    }
 
     UniqueFd fd = std::move(pending.fd);
     pending.poll.close(); // stop watching before the fd leaves this process
@@ -337,19 +355,10 @@ void Supervisor::on_pending_readable(Pending& pending)
     // connections (a shutdown clears them all), this one is gone and
     // nothing of it is touched (common/lifetime.h).
     LifetimeGuard alive = pending.lifetime.guard();
-    switch (state) {
-    case HeadPeek::State::Complete:
-        route(std::move(fd), pending.peer, pending.head, pending.buffer);
-        break;
-    case HeadPeek::State::Malformed:
-        reply_and_close(std::move(fd), Reply::BadRequest);
-        break;
-    case HeadPeek::State::TooLarge:
-        reply_and_close(std::move(fd), Reply::HeadTooLarge);
-        break;
-    case HeadPeek::State::NeedMore:
-        break;
-    }
+    if (pending.kind == ConnectionKind::Tls)
+        settle_client_hello(std::move(fd), pending.peer, hello, pending.buffer);
+    else
+        settle_head(std::move(fd), pending.peer, pending.head, state, pending.buffer);
     if (alive)
         drop_pending(pending);
 }
@@ -382,7 +391,9 @@ void Supervisor::on_head_timer()
     while (!m_pending.empty() && m_pending.front()->deadline_ms <= now) {
         Pending& pending = *m_pending.front();
         pending.poll.close();
-        reply_and_close(std::move(pending.fd), Reply::RequestTimeout);
+        // A TLS client cannot read an HTTP answer: it sees the close.
+        if (pending.kind == ConnectionKind::Plain)
+            reply_and_close(std::move(pending.fd), Reply::RequestTimeout);
         m_pending.pop_front();
     }
     arm_head_timer();
@@ -409,6 +420,10 @@ std::string Supervisor::status_json() const
             { "restarts", worker.restarts() },
             { "pending", worker.pending() },
         });
+        // An https identity's certificate problem, as its worker reported
+        // it; null when it has a certificate in use (or is not https).
+        identities.back()["tls_problem"]
+            = worker.tls_problem().empty() ? json(nullptr) : json(worker.tls_problem());
     }
     json out = {
         { "pid", ::getpid() },
@@ -429,6 +444,58 @@ WorkerProcess* Supervisor::find_route(std::string const& host_key) const
 {
     auto it = m_routes.find(host_key);
     return it == m_routes.end() ? nullptr : it->second;
+}
+
+// Acts on a head that is complete, malformed or too large.
+void Supervisor::settle_head(UniqueFd fd, SocketAddress const& peer, HeadPeek const& head, HeadPeek::State state,
+    std::string_view prefix)
+{
+    switch (state) {
+    case HeadPeek::State::Complete:
+        route(std::move(fd), peer, head, prefix);
+        return;
+    case HeadPeek::State::Malformed:
+        reply_and_close(std::move(fd), Reply::BadRequest);
+        return;
+    case HeadPeek::State::TooLarge:
+        reply_and_close(std::move(fd), Reply::HeadTooLarge);
+        return;
+    case HeadPeek::State::NeedMore:
+        return; // not called before the head is settled
+    }
+}
+
+// Acts on a ClientHello read to its end, or found not to be one. Routing
+// is by the SNI host name's host key among the https identities; the port
+// plays no part, as in routing by Host (a listener on 8443 may well serve
+// https://arne.example behind a port forward from 443).
+void Supervisor::settle_client_hello(UniqueFd fd, SocketAddress const& peer, ClientHelloPeek const& hello,
+    std::string_view prefix)
+{
+    switch (hello.state) {
+    case ClientHelloPeek::State::ServerName: {
+        auto key = host_key_from_header(hello.server_name());
+        auto it = key ? m_tls_routes.find(*key) : m_tls_routes.end();
+        if (it == m_tls_routes.end()) {
+            reply_and_close(std::move(fd), Reply::TlsUnrecognizedName);
+            return;
+        }
+        it->second->pass(std::move(fd), peer, prefix, ConnectionKind::Tls);
+        return;
+    }
+    case ClientHelloPeek::State::NoServerName:
+        // No identity is addressed, and there is no default one.
+        reply_and_close(std::move(fd), Reply::TlsUnrecognizedName);
+        return;
+    case ClientHelloPeek::State::NotClientHello:
+    case ClientHelloPeek::State::TooLarge:
+        log::debug("%s: closed: %s", format_address(peer.get(), peer.length).c_str(),
+            hello.state == ClientHelloPeek::State::TooLarge ? "ClientHello larger than max_head_bytes"
+                                                            : hello.reason);
+        return; // the fd closes here: nothing is said to what is not TLS
+    case ClientHelloPeek::State::NeedMore:
+        return; // not called before the hello is settled
+    }
 }
 
 void Supervisor::route(UniqueFd fd, SocketAddress const& peer, HeadPeek const& head, std::string_view prefix)
@@ -452,7 +519,7 @@ void Supervisor::route(UniqueFd fd, SocketAddress const& peer, HeadPeek const& h
         reply_and_close(std::move(fd), Reply::NotFound);
         return;
     }
-    worker->pass(std::move(fd), peer, prefix);
+    worker->pass(std::move(fd), peer, prefix, ConnectionKind::Plain);
 }
 
 void Supervisor::on_signals()
@@ -581,9 +648,14 @@ void Supervisor::apply_manifest(Manifest const& manifest)
     m_workers = std::move(next);
 
     std::unordered_map<std::string, WorkerProcess*> routes;
-    for (auto& [slug, worker] : m_workers)
+    std::unordered_map<std::string, WorkerProcess*> tls_routes;
+    for (auto& [slug, worker] : m_workers) {
         routes.emplace(worker->identity().host_key, worker.get());
+        if (auto url = parse_identity_url(worker->identity().url); url && url->scheme == "https")
+            tls_routes.emplace(worker->identity().host_key, worker.get());
+    }
     m_routes = std::move(routes);
+    m_tls_routes = std::move(tls_routes);
     m_manifest = manifest;
 }
 
@@ -643,6 +715,7 @@ void Supervisor::begin_shutdown()
         pending->poll.close();
     m_pending.clear();
     m_routes.clear();
+    m_tls_routes.clear();
     for (auto& [slug, worker] : m_workers) {
         worker->stop();
         m_draining.push_back(std::move(worker));

@@ -1,8 +1,10 @@
 // Supervisor: the parent process of `posta-server serve`. It owns the
 // listening sockets and the manifest, forks one WorkerProcess per identity,
 // accepts every connection, reads the request head just far enough to learn
-// its Host, and passes the socket to that identity's worker. It answers
-// 400/404/408/431/503 itself and never opens an identity's files.
+// its Host (on a TLS listener: the ClientHello, for its SNI), and passes the
+// socket to that identity's worker. It answers 400/404/408/431/503 (on TLS,
+// an alert) itself; it never opens an identity's files, never loads a
+// certificate or key and never speaks TLS.
 #pragma once
 
 #include "common/acl.h"
@@ -14,10 +16,12 @@
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "common/uv_handle.h"
+#include "supervisor/client_hello.h"
 #include "supervisor/control_server.h"
 #include "supervisor/head_peek.h"
 #include "supervisor/listener.h"
 #include "supervisor/reply.h"
+#include "supervisor/systemd.h"
 #include "supervisor/worker_process.h"
 
 #include <list>
@@ -35,7 +39,8 @@ struct ServeOptions {
     std::string acl_path;
     unsigned rate_per_minute = 120;
     // Listening sockets passed by systemd; when present, `listen` is unused.
-    std::vector<UniqueFd> activated;
+    // One named tls_socket_name (listener.h) is a TLS listener.
+    std::vector<systemd::ActivatedSocket> activated;
 };
 
 class Supervisor {
@@ -69,14 +74,16 @@ private:
         }
     };
 
-    // A connection whose head did not arrive in one piece: the bytes read so
-    // far are kept here and go to the worker with the fd. It keeps the
-    // bounds of the intake that accepted it, whatever a reload does later.
+    // A connection whose head (or ClientHello) did not arrive in one piece:
+    // the bytes read so far are kept here and go to the worker with the fd.
+    // It keeps the bounds of the intake that accepted it, whatever a reload
+    // does later.
     struct Pending {
         UniqueFd fd;
         SocketAddress peer;
+        ConnectionKind kind = ConnectionKind::Plain;
         std::string buffer; // never longer than head.max_head_bytes()
-        HeadPeek head;
+        HeadPeek head;      // Plain only; on TLS the buffer is reread whole
         uint64_t deadline_ms = 0;
         UvHandle<uv_poll_t> poll; // declared after fd: closed before it
         Supervisor* owner = nullptr;
@@ -95,12 +102,15 @@ private:
     Result<void> open_signals();
 
     void on_listener_readable(int listen_fd);
-    void on_accept(UniqueFd fd, SocketAddress const& peer);
+    void on_accept(UniqueFd fd, SocketAddress const& peer, ConnectionKind);
     void on_pending_readable(Pending&);
     void on_head_timer();
     void arm_head_timer();
     void drop_pending(Pending&);
+    void settle_head(UniqueFd fd, SocketAddress const& peer, HeadPeek const& head, HeadPeek::State,
+        std::string_view prefix);
     void route(UniqueFd fd, SocketAddress const& peer, HeadPeek const& head, std::string_view prefix);
+    void settle_client_hello(UniqueFd fd, SocketAddress const& peer, ClientHelloPeek const&, std::string_view prefix);
 
     void on_signals();
     void reap_children();
@@ -140,6 +150,9 @@ private:
     // which runs to completion between two connections: routing is atomic.
     std::unordered_map<std::string, std::unique_ptr<WorkerProcess>> m_workers;
     std::unordered_map<std::string, WorkerProcess*> m_routes;
+    // The same for TLS listeners: only identities whose URL is https, by
+    // the host key of their URL, matched against the ClientHello's SNI.
+    std::unordered_map<std::string, WorkerProcess*> m_tls_routes;
     // Workers removed by a reload or stopped at shutdown, until reaped.
     std::vector<std::unique_ptr<WorkerProcess>> m_draining;
 

@@ -1,5 +1,6 @@
 #include "systemd.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstddef>
 #include <cstdlib>
@@ -48,9 +49,11 @@ void notify(std::string_view state)
     ::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), addr_len);
 }
 
-std::vector<UniqueFd> take_listen_fds()
+std::vector<ActivatedSocket> take_listen_fds()
 {
-    std::vector<UniqueFd> out;
+    std::vector<ActivatedSocket> out;
+    char const* names_variable = std::getenv("LISTEN_FDNAMES");
+    std::string names = names_variable ? names_variable : "";
     long pid = 0;
     long count = 0;
     bool ours = parse_number(std::getenv("LISTEN_PID"), pid) && pid == ::getpid()
@@ -60,10 +63,18 @@ std::vector<UniqueFd> take_listen_fds()
     ::unsetenv("LISTEN_FDNAMES");
     if (!ours)
         return out;
+    // LISTEN_FDNAMES: one name per fd, separated by ':'.
+    size_t name_at = 0;
     for (int fd = listen_fds_start; fd < listen_fds_start + count; ++fd) {
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
         ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-        out.emplace_back(fd);
+        std::string name;
+        if (name_at <= names.size()) {
+            size_t end = std::min(names.find(':', name_at), names.size());
+            name = names.substr(name_at, end - name_at);
+            name_at = end + 1;
+        }
+        out.push_back(ActivatedSocket { UniqueFd(fd), std::move(name) });
     }
     return out;
 }

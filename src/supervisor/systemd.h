@@ -6,6 +6,7 @@
 
 #include "common/unique_fd.h"
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -16,9 +17,16 @@ namespace posta::systemd {
 // sd_notify's callers do.
 void notify(std::string_view state);
 
+// A socket passed by systemd, with its FileDescriptorName= ($LISTEN_FDNAMES;
+// the socket unit's name when the unit sets none).
+struct ActivatedSocket {
+    UniqueFd fd;
+    std::string name;
+};
+
 // Takes the listening sockets systemd passed to this process (fds 3...),
 // made non-blocking and close-on-exec, and clears the variables so that no
 // child sees them. Empty when there are none.
-std::vector<UniqueFd> take_listen_fds();
+std::vector<ActivatedSocket> take_listen_fds();
 
 }

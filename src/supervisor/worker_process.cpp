@@ -185,6 +185,9 @@ void WorkerProcess::on_channel_readable()
             if (!m_channel_poll)
                 return;
             break;
+        case MessageType::TlsStatus:
+            m_tls_problem = std::move((*message)->prefix);
+            break;
         case MessageType::Closed:
             // The worker is exiting; SIGCHLD tells how.
             drop_channel();
@@ -207,36 +210,36 @@ void WorkerProcess::drop_channel()
         m_state = State::Starting; // not routable until it is reaped and restarted
 }
 
-void WorkerProcess::pass(UniqueFd fd, SocketAddress const& peer, std::string_view prefix)
+void WorkerProcess::pass(UniqueFd fd, SocketAddress const& peer, std::string_view prefix, ConnectionKind kind)
 {
     if (m_state != State::Ready || !m_channel) {
-        reply_and_close(std::move(fd), Reply::Unavailable);
+        reply_and_close(std::move(fd), unavailable_reply(kind));
         return;
     }
     if (m_waiting.empty() && m_in_flight < m_config.max_pending) {
-        auto sent = send(fd.get(), peer, prefix);
+        auto sent = send(fd.get(), peer, prefix, kind);
         if (sent)
             return; // the worker has its own copy; ours closes here
         if (!sent.error().is(ErrorDomain::Errno, EAGAIN)) {
             log::warn("%s: passing a connection to worker %d: %s", m_identity.slug.c_str(), m_pid,
                 sent.error().text().c_str());
-            reply_and_close(std::move(fd), Reply::Unavailable);
+            reply_and_close(std::move(fd), unavailable_reply(kind));
             return;
         }
         watch_channel(true); // the channel is full: flush when it drains
     }
     if (m_waiting.size() >= m_config.max_pending * max_waiting_factor) {
-        reply_and_close(std::move(fd), Reply::Unavailable);
+        reply_and_close(std::move(fd), unavailable_reply(kind));
         return;
     }
-    m_waiting.push_back(Waiting { std::move(fd), peer, std::string(prefix), uv_now(m_loop) });
+    m_waiting.push_back(Waiting { std::move(fd), peer, std::string(prefix), uv_now(m_loop), kind });
     if (m_waiting.size() == 1)
         expire_waiting(); // arms the timer
 }
 
-Result<void> WorkerProcess::send(int fd, SocketAddress const& peer, std::string_view prefix)
+Result<void> WorkerProcess::send(int fd, SocketAddress const& peer, std::string_view prefix, ConnectionKind kind)
 {
-    auto sent = send_connection(m_channel.get(), fd, peer.get(), peer.length, prefix);
+    auto sent = send_connection(m_channel.get(), fd, peer.get(), peer.length, prefix, kind);
     if (sent)
         ++m_in_flight;
     return sent;
@@ -246,13 +249,13 @@ void WorkerProcess::flush_waiting()
 {
     while (!m_waiting.empty() && m_in_flight < m_config.max_pending) {
         Waiting& next = m_waiting.front();
-        auto sent = send(next.fd.get(), next.peer, next.prefix);
+        auto sent = send(next.fd.get(), next.peer, next.prefix, next.kind);
         if (!sent && sent.error().is(ErrorDomain::Errno, EAGAIN)) {
             watch_channel(true);
             return;
         }
         if (!sent)
-            reply_and_close(std::move(next.fd), Reply::Unavailable);
+            reply_and_close(std::move(next.fd), unavailable_reply(next.kind));
         m_waiting.pop_front();
     }
     if (m_channel_poll)
@@ -264,7 +267,7 @@ void WorkerProcess::expire_waiting()
 {
     uint64_t now = uv_now(m_loop);
     while (!m_waiting.empty() && m_waiting.front().since_ms + max_wait_ms <= now) {
-        reply_and_close(std::move(m_waiting.front().fd), Reply::Unavailable);
+        reply_and_close(std::move(m_waiting.front().fd), unavailable_reply(m_waiting.front().kind));
         m_waiting.pop_front();
     }
     if (m_waiting.empty()) {
@@ -280,7 +283,7 @@ void WorkerProcess::expire_waiting()
 void WorkerProcess::refuse_waiting()
 {
     for (auto& waiting : m_waiting)
-        reply_and_close(std::move(waiting.fd), Reply::Unavailable);
+        reply_and_close(std::move(waiting.fd), unavailable_reply(waiting.kind));
     m_waiting.clear();
     uv_timer_stop(m_waiting_timer.get());
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "common/address.h"
+#include "common/channel.h"
 #include "common/config.h"
 #include "common/manifest.h"
 #include "common/policy.h"
@@ -51,8 +52,9 @@ public:
     // Takes a routed connection: passes it to the worker now, or lets it
     // wait while the worker has max_pending connections it has not taken
     // yet, or answers 503. Never blocks: a hung or stopped worker costs its
-    // own clients a 503 after at most `max_wait`, and nobody else anything.
-    void pass(UniqueFd fd, SocketAddress const& peer, std::string_view prefix);
+    // own clients a 503 after at most `max_wait`, and nobody else anything
+    // (a TLS connection, `kind`, gets an internal_error alert instead).
+    void pass(UniqueFd fd, SocketAddress const& peer, std::string_view prefix, ConnectionKind kind);
 
     // Called by the supervisor's SIGCHLD handler with waitpid's status.
     void on_reaped(int wait_status);
@@ -67,6 +69,9 @@ public:
     State state() const { return m_state; }
     pid_t pid() const { return m_pid; }
     unsigned restarts() const { return m_restarts; }
+    // What the worker last said is wrong with its TLS certificate ("" when
+    // it has one in use, or never said anything: not an https identity).
+    std::string const& tls_problem() const { return m_tls_problem; }
     // Connections passed but not yet taken by the worker, plus those waiting
     // to be passed.
     size_t pending() const { return m_in_flight + m_waiting.size(); }
@@ -79,7 +84,7 @@ private:
     void on_channel_readable();
     void schedule_restart(std::chrono::milliseconds delay);
     void drop_channel();
-    Result<void> send(int fd, SocketAddress const& peer, std::string_view prefix);
+    Result<void> send(int fd, SocketAddress const& peer, std::string_view prefix, ConnectionKind kind);
     void flush_waiting();
     void expire_waiting();
     void refuse_waiting();
@@ -91,6 +96,7 @@ private:
         SocketAddress peer;
         std::string prefix;
         uint64_t since_ms;
+        ConnectionKind kind;
     };
 
     uv_loop_t* m_loop;
@@ -111,6 +117,7 @@ private:
     UvHandle<uv_timer_t> m_waiting_timer;
     std::chrono::milliseconds m_backoff { 1000 };
     unsigned m_restarts = 0;
+    std::string m_tls_problem;
 };
 
 }

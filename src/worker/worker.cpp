@@ -33,6 +33,7 @@
 #include "worker/sandbox.h"
 #include "worker/sandbox_probe.h"
 #include "worker/signal_pipe.h"
+#include "worker/tls_certificate.h"
 #include "worker/sse_hub.h"
 #include "worker/store.h"
 
@@ -80,6 +81,7 @@ private:
 
     Result<void> open_loop();
     Result<void> open_identity();
+    void load_tls(char const* when);
     Result<void> enter_sandbox();
     Result<void> start_serving();
     void close_loop();
@@ -121,6 +123,12 @@ private:
 
     std::optional<Keys> m_keys;
     std::optional<Store> m_store;
+    // The identity's TLS server context when its URL is https and its
+    // certificate loaded; new TLS connections use the one in force, and a
+    // replaced one lives on in the connections made from it.
+    bool m_serves_tls = false;
+    SslContext m_tls;
+    std::unique_ptr<LogThrottle> m_no_tls_log; // TLS connections closed for want of a certificate
     // Every event goes out through this one sink, to m_events.
     std::optional<EventSink> m_sink;
     std::unique_ptr<ApiServer> m_api;
@@ -230,7 +238,36 @@ Result<void> Worker::open_identity()
     if (!store)
         return store.error();
     m_store.emplace(std::move(store.value()));
+    auto url = parse_identity_url(m_setup.identity.url);
+    m_serves_tls = url && url->scheme == "https";
+    load_tls("at start");
     return {};
+}
+
+// Loads (again) the identity's certificate and key, before the sandbox at
+// start and inside it on a reload (tls/ is in the identity's folder, which
+// the sandbox keeps readable). A failure is one operator line; the context
+// in force stays (none at start), so the identity keeps serving plain HTTP
+// and, with an earlier certificate, TLS. The supervisor hears the outcome
+// for `status`.
+void Worker::load_tls(char const* when)
+{
+    if (!m_serves_tls)
+        return;
+    std::string dir = m_setup.config.state_dir + "/" + m_setup.identity.slug;
+    auto url = parse_identity_url(m_setup.identity.url);
+    auto loaded = load_tls_context(dir, url ? url->host_key : m_setup.identity.host_key);
+    std::string problem;
+    if (loaded) {
+        m_tls = std::move(loaded.value());
+        log::info("TLS certificate %s loaded %s", tls_chain_path(dir).c_str(), when);
+    } else {
+        problem = loaded.error().text();
+        log::error("no usable TLS certificate (%s): %s; %s", when, problem.c_str(),
+            m_tls ? "the previous certificate stays in use" : "TLS connections to this identity are closed");
+    }
+    if (auto sent = send_tls_status(m_setup.channel.get(), problem); !sent)
+        log::warn("%s (is the supervisor gone?)", sent.error().text().c_str());
 }
 
 Result<void> Worker::start_serving()
@@ -301,6 +338,7 @@ Result<void> Worker::start_serving()
 
     m_dropped_log = std::make_unique<LogThrottle>(&m_loop, log::Level::Warn, repeated_warning_interval);
     m_refused_log = std::make_unique<LogThrottle>(&m_loop, log::Level::Warn, repeated_warning_interval);
+    m_no_tls_log = std::make_unique<LogThrottle>(&m_loop, log::Level::Warn, repeated_warning_interval);
     m_stop_timer = make_timer(&m_loop, this);
     m_prune_timer = make_timer(&m_loop, this);
     uv_timer_start(m_prune_timer.get(), [](uv_timer_t* h) noexcept {
@@ -413,6 +451,9 @@ void Worker::on_channel_event(int status, int events)
             m_setup.policy = std::move(policy.value());
             log::info("policy updated: %u deliveries per minute, %zu allow and %zu deny patterns",
                 m_setup.policy.rate_per_minute, m_setup.policy.acl.allow.size(), m_setup.policy.acl.deny.size());
+            // A Policy message is how a reload reaches a kept worker: new
+            // certificate files take effect for new connections now.
+            load_tls("on reload");
             continue;
         }
         fail("unexpected message type " + std::to_string(static_cast<uint32_t>(message.type))
@@ -478,7 +519,19 @@ void Worker::on_connection(ChannelMessage message)
     auto const* peer = reinterpret_cast<sockaddr const*>(&message.peer);
     std::string address = format_address(peer, message.peer_len);
     std::string host = format_host(peer, message.peer_len);
-    auto session = HttpSession::create(m_context, std::move(message.fd), address, host, std::move(message.prefix));
+    SSL_CTX* tls = nullptr;
+    if (message.kind == ConnectionKind::Tls) {
+        tls = m_tls.get();
+        if (!tls) {
+            // Routed here by its SNI, but there is no certificate to answer
+            // with: the client sees the connection closed (its fd, here).
+            forget_address(host);
+            m_no_tls_log->log(address + ": TLS connection closed: this identity has no usable certificate in "
+                + m_setup.config.state_dir + "/" + m_setup.identity.slug + "/tls/ (see the error at start)");
+            return;
+        }
+    }
+    auto session = HttpSession::create(m_context, std::move(message.fd), address, host, std::move(message.prefix), tls);
     if (!session) {
         forget_address(host);
         log::warn("%s: cannot serve connection: %s", address.c_str(), session.error().text().c_str());

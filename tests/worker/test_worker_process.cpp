@@ -123,7 +123,8 @@ public:
     {
         TcpPair pair = make_tcp_pair();
         auto sent = send_connection(m_channel.get(), pair.server.get(),
-            reinterpret_cast<sockaddr const*>(&pair.client_address), pair.client_address_len, prefix);
+            reinterpret_cast<sockaddr const*>(&pair.client_address), pair.client_address_len, prefix,
+            ConnectionKind::Plain);
         REQUIRE_MESSAGE(sent.ok(), sent.error().text());
         return HttpClient(std::move(pair.client)); // our copy of the server end closes here
     }

@@ -1,0 +1,336 @@
+"""TLS listeners: the supervisor routes by the ClientHello's SNI without
+speaking TLS, and each identity's own worker terminates TLS with its own
+certificate, made here with a test CA by the `openssl` command."""
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+from posta import Daemon, read_until_close, test, main, wait_for
+
+ARNE = {"slug": "arne", "url": "https://arne.local", "name": "Arne"}
+MARCUS = {"slug": "marcus", "url": "https://marcus.local", "name": "Marcus"}
+PLAIN = {"slug": "plain", "url": "http://plain.local:8080", "name": "Plain"}
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+class Pki:
+    """A CA and leaf certificates for host names, under `folder`."""
+
+    def __init__(self, folder):
+        self.dir = os.path.join(folder, "pki")
+        os.makedirs(self.dir)
+        self.ca = os.path.join(self.dir, "ca.pem")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=posta test CA", cwd=self.dir)
+        self.count = 0
+
+    def issue(self, host):
+        """A new key and certificate for `host`: (chain PEM path, key path)."""
+        self.count += 1
+        name = f"{host}-{self.count}"
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={host}", cwd=self.dir)
+        with open(os.path.join(self.dir, f"{name}.ext"), "w") as f:
+            f.write(f"subjectAltName=DNS:{host}\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=self.dir)
+        return os.path.join(self.dir, f"{name}.pem"), os.path.join(self.dir, f"{name}.key")
+
+    def install(self, daemon, slug, host):
+        """Issues a certificate for `host` into `slug`'s tls/ folder; returns
+        the DER of the certificate and the private scalar of its key."""
+        chain, key = self.issue(host)
+        folder = os.path.join(daemon.state_dir, slug, "tls")
+        os.makedirs(os.path.join(daemon.state_dir, slug), mode=0o700, exist_ok=True)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        for source, target in ((chain, "fullchain.pem"), (key, "privkey.pem")):
+            with open(source, "rb") as f:
+                data = f.read()
+            # Replaced as an operator's ACME client does: a new file renamed
+            # over the old one.
+            temp = os.path.join(folder, target + ".new")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.rename(temp, os.path.join(folder, target))
+        with open(chain) as f:
+            der = ssl.PEM_cert_to_DER_cert(f.read())
+        return der, private_scalar(key)
+
+
+def private_scalar(key_path):
+    """The 32 bytes of a P-256 private key, as `openssl pkey -text` prints them."""
+    text = subprocess.run(["openssl", "pkey", "-in", key_path, "-text", "-noout"], check=True,
+                          capture_output=True, text=True, timeout=30).stdout
+    hex_lines = re.search(r"priv:\n((?:\s+[0-9a-f:]+\n)+)", text).group(1)
+    raw = bytes.fromhex(re.sub(r"[\s:]", "", hex_lines))
+    return raw[-32:].rjust(32, b"\0")
+
+
+def tls_daemon(identities):
+    """A daemon with a plain and a TLS listener, not started yet: the test
+    installs certificates into its state folder first."""
+    return Daemon(identities, args=["--listen", "https://127.0.0.1:0"], autostart=False)
+
+
+def start(d):
+    d.start()
+    m = d.wait_log(r"listening on https://127\.0\.0\.1:(\d+)", what="the TLS listening line")
+    d.tls_port = int(m.group(1))
+    return d
+
+
+def client_context(pki, maximum=None):
+    ctx = ssl.create_default_context(cafile=pki.ca)
+    ctx.set_alpn_protocols(["http/1.1"])
+    if maximum:
+        ctx.maximum_version = maximum
+    return ctx
+
+
+def tls_connect(d, pki, server_name, maximum=None, check_hostname=True):
+    ctx = client_context(pki, maximum)
+    if not check_hostname:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", d.tls_port), timeout=10)
+    try:
+        return ctx.wrap_socket(raw, server_hostname=server_name)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def http_over(sock, host, path="/.well-known/posta"):
+    """One keep-alive GET on an open socket; returns (status, body)."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed in the body"
+        body += chunk
+    return status, body
+
+
+def handshake_alert(d, pki, server_name):
+    """Connects with `server_name` (None: no SNI); returns the SSLError text."""
+    try:
+        s = tls_connect(d, pki, server_name, check_hostname=False)
+    except ssl.SSLError as e:
+        return str(e)
+    s.close()
+    raise AssertionError(f"a handshake with SNI {server_name!r} succeeded")
+
+
+@test
+def both_identities_over_tls_on_one_port_each_with_its_own_certificate():
+    d = tls_daemon([ARNE, MARCUS])
+    pki = Pki(d.dir)
+    arne_der, _ = pki.install(d, "arne", "arne.local")
+    marcus_der, _ = pki.install(d, "marcus", "marcus.local")
+    with start(d):
+        for slug, host, der in (("arne", "arne.local", arne_der), ("marcus", "marcus.local", marcus_der)):
+            for maximum in (None, ssl.TLSVersion.TLSv1_2):
+                with tls_connect(d, pki, host, maximum) as s:
+                    assert s.getpeercert(binary_form=True) == der, f"{host} got another certificate"
+                    assert s.selected_alpn_protocol() == "http/1.1"
+                    assert s.version() == ("TLSv1.2" if maximum else "TLSv1.3"), s.version()
+                    for _ in range(2):  # keep-alive
+                        status, body = http_over(s, host)
+                        assert status == 200, (status, body)
+                        assert f'"url":"https://{host}"'.encode() in body, body
+        # Plain HTTP on the other listener still reaches them.
+        assert d.request("arne.local").status == 200
+        assert d.stop() == 0
+
+
+@test
+def missing_or_unknown_sni_gets_unrecognized_name_and_non_tls_a_close():
+    d = tls_daemon([ARNE, PLAIN])
+    pki = Pki(d.dir)
+    pki.install(d, "arne", "arne.local")
+    with start(d):
+        for name in (None, "nobody.local", "plain.local"):
+            error = handshake_alert(d, pki, name)
+            assert "UNRECOGNIZED_NAME" in error.upper(), (name, error)
+        # An HTTP request on the TLS listener: closed without a word.
+        with socket.create_connection(("127.0.0.1", d.tls_port), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: arne.local\r\n\r\n")
+            assert read_until_close(s) == b""
+        # A ClientHello trickling in byte by byte (the slow path) is routed.
+        ctx = client_context(pki)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.wrap_bio(incoming, outgoing, server_hostname="arne.local")
+        try:
+            obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        hello = outgoing.read()
+        with socket.create_connection(("127.0.0.1", d.tls_port), timeout=10) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i in range(0, len(hello), 50):
+                s.sendall(hello[i:i + 50])
+                time.sleep(0.005)
+            reply = s.recv(65536)
+            assert reply[:1] == b"\x16", f"no ServerHello: {reply[:20]!r}"  # a handshake record
+        assert d.request("arne.local").status == 200
+        assert d.stop() == 0
+
+
+@test
+def sni_of_one_identity_with_the_host_of_another_is_421():
+    d = tls_daemon([ARNE, MARCUS])
+    pki = Pki(d.dir)
+    pki.install(d, "arne", "arne.local")
+    pki.install(d, "marcus", "marcus.local")
+    with start(d):
+        with tls_connect(d, pki, "arne.local") as s:
+            status, body = http_over(s, "marcus.local")
+            assert status == 421, (status, body)
+        assert d.stop() == 0
+
+
+@test
+def a_replaced_certificate_is_served_after_sighup_while_an_old_connection_goes_on():
+    d = tls_daemon([ARNE])
+    pki = Pki(d.dir)
+    old_der, _ = pki.install(d, "arne", "arne.local")
+    with start(d):
+        pid = d.worker_pid("arne")
+        old = tls_connect(d, pki, "arne.local")
+        assert http_over(old, "arne.local")[0] == 200
+        new_der, _ = pki.install(d, "arne", "arne.local")
+        assert new_der != old_der
+        mark = len(d.log())
+        d.reload()
+        d.wait_log(r"arne.*TLS certificate .* loaded on reload", start=mark, what="the certificate reload")
+        with tls_connect(d, pki, "arne.local") as s:
+            assert s.getpeercert(binary_form=True) == new_der, "the old certificate is still served"
+            assert http_over(s, "arne.local")[0] == 200
+        # The connection made before the reload goes on, on its old session.
+        assert old.getpeercert(binary_form=True) == old_der
+        assert http_over(old, "arne.local")[0] == 200
+        old.close()
+        assert d.worker_pid("arne") == pid
+        assert d.find_log(r"arne: worker \d+ ready", start=mark) is None, "the worker was restarted"
+        assert d.stop() == 0
+
+
+@test
+def an_identity_without_a_usable_certificate_is_reported_and_closed_others_unaffected():
+    d = tls_daemon([ARNE, MARCUS])
+    pki = Pki(d.dir)
+    pki.install(d, "arne", "arne.local")
+    with start(d):
+        line = d.wait_log(r"marcus.*no usable TLS certificate", what="marcus's certificate error")
+        assert "marcus/tls/fullchain.pem" in line.string and "SIGHUP" in line.string, line.string
+        # Its TLS connections are closed; its plain HTTP and arne's TLS go on.
+        try:
+            tls_connect(d, pki, "marcus.local").close()
+            raise AssertionError("a TLS handshake with marcus succeeded without a certificate")
+        except (ssl.SSLError, ConnectionError, OSError):
+            pass
+        assert d.request("marcus.local").status == 200
+        with tls_connect(d, pki, "arne.local") as s:
+            assert http_over(s, "arne.local")[0] == 200
+        status = subprocess.run([os.environ.get("POSTA_SERVER", "posta-server"), "status", "--config",
+                                 d.config_path], capture_output=True, text=True, timeout=30)
+        assert re.search(r"TLS: open .*marcus/tls/fullchain.pem", status.stdout), status.stdout
+        check = subprocess.run([os.environ.get("POSTA_SERVER", "posta-server"), "check", "--manifest", d.manifest,
+                                "--config", d.config_path], capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0, check
+        assert re.search(r"warning: marcus: no usable TLS certificate", check.stderr), check.stderr
+        assert "arne" not in check.stderr, check.stderr
+
+        # A key others may read, or a symlink, is refused on reload; once
+        # fixed, the reload brings TLS up without a restart.
+        pki.install(d, "marcus", "marcus.local")
+        key = os.path.join(d.state_dir, "marcus", "tls", "privkey.pem")
+        os.chmod(key, 0o644)
+        mark = len(d.log())
+        d.reload()
+        line = d.wait_log(r"marcus.*no usable TLS certificate \(on reload\)", start=mark)
+        assert "chmod 600" in line.string, line.string
+        os.chmod(key, 0o600)
+        os.rename(key, key + ".real")
+        os.symlink(key + ".real", key)
+        mark = len(d.log())
+        d.reload()
+        line = d.wait_log(r"marcus.*no usable TLS certificate \(on reload\)", start=mark)
+        assert "symlink" in line.string, line.string
+        os.unlink(key)
+        os.rename(key + ".real", key)
+        mark = len(d.log())
+        d.reload()
+        d.wait_log(r"marcus.*TLS certificate .* loaded on reload", start=mark)
+        with tls_connect(d, pki, "marcus.local") as s:
+            assert http_over(s, "marcus.local")[0] == 200
+        status = subprocess.run([os.environ.get("POSTA_SERVER", "posta-server"), "status", "--config",
+                                 d.config_path], capture_output=True, text=True, timeout=30)
+        assert "TLS:" not in status.stdout, status.stdout
+        assert d.stop() == 0
+
+
+def memory_holds(pid, needles):
+    """Which of `needles` (bytes) occur in the readable memory of `pid`."""
+    found = set()
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if not fields[1].startswith("r") or (len(fields) > 5 and fields[5] in ("[vvar]", "[vsyscall]")):
+                continue
+            try:
+                mem.seek(start)
+                chunk = mem.read(end - start)
+            except (OSError, ValueError, OverflowError):
+                continue
+            for needle in needles:
+                if needle in chunk:
+                    found.add(needle)
+    return found
+
+
+@test
+def only_an_identitys_own_worker_holds_its_private_key():
+    if os.geteuid() != 0:
+        print("skip only_an_identitys_own_worker_holds_its_private_key: reading /proc/PID/mem needs root")
+        return
+    d = tls_daemon([ARNE, MARCUS])
+    pki = Pki(d.dir)
+    _, arne_key = pki.install(d, "arne", "arne.local")
+    _, marcus_key = pki.install(d, "marcus", "marcus.local")
+    # OpenSSL keeps the scalar as a BIGNUM: little-endian words on this
+    # machine, so the bytes reversed; look for both orders.
+    forms = {"arne": {arne_key, arne_key[::-1]}, "marcus": {marcus_key, marcus_key[::-1]}}
+    with start(d):
+        pids = {slug: d.worker_pid(slug) for slug in ("arne", "marcus")}
+        for slug in pids:  # a handshake each, so every key has been used
+            with tls_connect(d, pki, f"{slug}.local") as s:
+                assert http_over(s, f"{slug}.local")[0] == 200
+        everything = forms["arne"] | forms["marcus"]
+        assert memory_holds(d.proc.pid, everything) == set(), "the supervisor holds a TLS private key"
+        for slug, other in (("arne", "marcus"), ("marcus", "arne")):
+            held = memory_holds(pids[slug], everything)
+            # The check can see a key: each worker holds its own.
+            assert held & forms[slug], f"{slug}'s own key was not found in its worker: the check is blind"
+            assert not held & forms[other], f"{slug}'s worker holds {other}'s private key"
+        assert d.stop() == 0
+
+
+if __name__ == "__main__":
+    main()
