@@ -285,6 +285,91 @@ def an_identity_without_a_usable_certificate_is_reported_and_closed_others_unaff
         assert d.stop() == 0
 
 
+@test
+def socket_activation_passes_plain_and_tls_listeners_told_apart_by_name():
+    import fcntl
+    d = tls_daemon([ARNE])
+    pki = Pki(d.dir)
+    pki.install(d, "arne", "arne.local")
+    with d:
+        listeners, fds = [], []
+        for _ in range(2):
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(16)
+            listeners.append(listener)
+            # Above 4, so that moving them to 3 and 4 clobbers neither.
+            fds.append(fcntl.fcntl(listener.fileno(), fcntl.F_DUPFD, 10))
+        plain_port, tls_port = (listener.getsockname()[1] for listener in listeners)
+        script = ('LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=posta-server.socket:https exec "$0" serve '
+                  '--listen 127.0.0.1:1 --manifest "$1" --config "$2"')
+
+        def as_systemd_does():  # in the child: the sockets at fds 3 and 4
+            os.dup2(fds[0], 3)
+            os.dup2(fds[1], 4)
+
+        proc = subprocess.Popen(["sh", "-c", script, os.environ.get("POSTA_SERVER", "posta-server"), d.manifest,
+                                 d.config_path], pass_fds=(3, 4), preexec_fn=as_systemd_does,
+                                stderr=subprocess.PIPE, text=True)
+        for listener in listeners:
+            listener.close()
+        for fd in fds:
+            os.close(fd)
+        d.attach(proc)
+        d.wait_log(rf"listening on https://127\.0\.0\.1:{tls_port}")
+        d.wait_log(rf"listening on 127\.0\.0\.1:{plain_port}")
+        d.port, d.tls_port = plain_port, tls_port
+        d.worker_pid("arne")
+        assert d.request("arne.local").status == 200
+        with tls_connect(d, pki, "arne.local") as s:
+            assert http_over(s, "arne.local")[0] == 200
+        assert d.stop() == 0
+
+
+@test
+def a_client_offering_only_other_protocols_is_refused_by_alpn():
+    d = tls_daemon([ARNE])
+    pki = Pki(d.dir)
+    pki.install(d, "arne", "arne.local")
+    with start(d):
+        ctx = client_context(pki)
+        ctx.set_alpn_protocols(["h2"])
+        with socket.create_connection(("127.0.0.1", d.tls_port), timeout=10) as raw:
+            try:
+                ctx.wrap_socket(raw, server_hostname="arne.local").close()
+                raise AssertionError("a handshake offering only h2 succeeded")
+            except ssl.SSLError as e:
+                assert "NO APPLICATION PROTOCOL" in str(e).upper(), e
+        assert d.stop() == 0
+
+
+@test
+def a_stalled_or_oversized_client_hello_is_closed():
+    d = tls_daemon([ARNE])
+    d.write_config({"head_timeout": "1s", "max_head_bytes": 1024})
+    pki = Pki(d.dir)
+    pki.install(d, "arne", "arne.local")
+    with start(d):
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = client_context(pki).wrap_bio(incoming, outgoing, server_hostname="arne.local")
+        try:
+            obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        hello = outgoing.read()
+        with socket.create_connection(("127.0.0.1", d.tls_port), timeout=10) as s:
+            s.sendall(hello[:20])
+            started = time.monotonic()
+            assert read_until_close(s) == b""
+            assert time.monotonic() - started < 8
+        # A ClientHello padded past max_head_bytes: its record header says so.
+        big = bytearray(hello)
+        with socket.create_connection(("127.0.0.1", d.tls_port), timeout=10) as s:
+            s.sendall(bytes(big[:3]) + (2000).to_bytes(2, "big") + bytes(big[5:]))
+            assert read_until_close(s) == b""
+        assert d.stop() == 0
+
+
 def memory_holds(pid, needles):
     """Which of `needles` (bytes) occur in the readable memory of `pid`."""
     found = set()
