@@ -126,6 +126,7 @@ void WorkerProcess::spawn()
     m_state = State::Starting;
     m_started_at_ms = uv_now(m_loop);
     m_in_flight = 0;
+    m_tls_problem.clear(); // the new process says its own
     m_channel = std::move(ours);
     auto poll = make_poll(m_loop, m_channel.get(), this);
     if (!poll) {

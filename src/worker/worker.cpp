@@ -506,8 +506,11 @@ bool Worker::admit(ChannelMessage& message)
         m_refused_log->log(address + ": connection refused: " + std::to_string(from_host)
             + " connections from this address are open already (max_connections_per_address); raise it if "
               "many legitimate clients share one address");
-        HttpSession::refuse(std::move(message.fd), address,
-            Rejection { 429, "too_many_connections", "this address has too many connections open; close some first" });
+        // A TLS client could not read an HTTP answer before its handshake.
+        if (message.kind == ConnectionKind::Plain)
+            HttpSession::refuse(std::move(message.fd), address,
+                Rejection { 429, "too_many_connections",
+                    "this address has too many connections open; close some first" });
         return false;
     }
     ++from_host;

@@ -171,15 +171,8 @@ def missing_or_unknown_sni_gets_unrecognized_name_and_non_tls_a_close():
         with socket.create_connection(("127.0.0.1", d.tls_port), timeout=10) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: arne.local\r\n\r\n")
             assert read_until_close(s) == b""
-        # A ClientHello trickling in byte by byte (the slow path) is routed.
-        ctx = client_context(pki)
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        obj = ctx.wrap_bio(incoming, outgoing, server_hostname="arne.local")
-        try:
-            obj.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
-        hello = outgoing.read()
+        # A ClientHello trickling in, 50 bytes at a time (the slow path), is routed.
+        hello = hello_for(pki, "arne.local")
         with socket.create_connection(("127.0.0.1", d.tls_port), timeout=10) as s:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for i in range(0, len(hello), 50):
@@ -350,13 +343,7 @@ def a_stalled_or_oversized_client_hello_is_closed():
     pki = Pki(d.dir)
     pki.install(d, "arne", "arne.local")
     with start(d):
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        obj = client_context(pki).wrap_bio(incoming, outgoing, server_hostname="arne.local")
-        try:
-            obj.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
-        hello = outgoing.read()
+        hello = hello_for(pki, "arne.local")
         with socket.create_connection(("127.0.0.1", d.tls_port), timeout=10) as s:
             s.sendall(hello[:20])
             started = time.monotonic()
@@ -368,6 +355,33 @@ def a_stalled_or_oversized_client_hello_is_closed():
             s.sendall(bytes(big[:3]) + (2000).to_bytes(2, "big") + bytes(big[5:]))
             assert read_until_close(s) == b""
         assert d.stop() == 0
+
+
+@test
+def a_tls_connection_over_the_per_address_cap_is_closed_without_plain_http():
+    d = tls_daemon([ARNE])
+    d.write_config({"max_connections_per_address": 1})
+    pki = Pki(d.dir)
+    pki.install(d, "arne", "arne.local")
+    with start(d):
+        with tls_connect(d, pki, "arne.local") as first:
+            assert http_over(first, "arne.local")[0] == 200
+            with socket.create_connection(("127.0.0.1", d.tls_port), timeout=10) as raw:
+                raw.sendall(hello_for(pki, "arne.local"))
+                # Not "HTTP/1.1 429": a TLS client could not read that.
+                assert read_until_close(raw) == b""
+        assert d.stop() == 0
+
+
+def hello_for(pki, server_name):
+    """A client's first flight, without a connection."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_context(pki).wrap_bio(incoming, outgoing, server_hostname=server_name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
 
 
 def memory_holds(pid, needles):
