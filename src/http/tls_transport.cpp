@@ -2,8 +2,7 @@
 
 #include "common/log.h"
 #include "common/uv_handle.h"
-
-#include <openssl/err.h>
+#include "http/openssl_error.h"
 
 namespace posta {
 
@@ -12,16 +11,6 @@ namespace {
 // Ciphertext held in OpenSSL beyond which the socket is not read until the
 // session takes plaintext: one read's worth, as over TcpTransport.
 constexpr size_t max_buffered_ciphertext = 64 * 1024;
-
-std::string openssl_reason()
-{
-    unsigned long code = ERR_get_error();
-    char text[256] = "no OpenSSL error";
-    if (code != 0)
-        ERR_error_string_n(code, text, sizeof text);
-    ERR_clear_error();
-    return text;
-}
 
 }
 
@@ -52,7 +41,7 @@ TlsTransport::~TlsTransport() { SSL_free(m_ssl); }
 Result<void> TlsTransport::open(UniqueFd& fd, std::string_view prefix)
 {
     if (!m_ssl || !m_in)
-        return Error::message("SSL_new", openssl_reason());
+        return Error::message("SSL_new", take_openssl_error());
     if (auto opened = m_tcp.open(fd); !opened)
         return opened;
     if (!prefix.empty())
@@ -90,7 +79,7 @@ Result<void> TlsTransport::write(std::string bytes)
         // A memory BIO takes everything: the record is whole at once.
         int n = SSL_write(m_ssl, bytes.data(), static_cast<int>(bytes.size()));
         if (n <= 0)
-            return Error::message("SSL_write", openssl_reason());
+            return Error::message("SSL_write", take_openssl_error());
     }
     size_t pending = BIO_ctrl_pending(m_out);
     std::string records(pending, '\0');
@@ -166,7 +155,7 @@ void TlsTransport::pump()
                 update_socket_reading();
                 return;
             }
-            log::debug("TLS handshake failed: %s", openssl_reason().c_str());
+            log::debug("TLS handshake failed: %s", take_openssl_error().c_str());
             if (m_reading)
                 end_reading(UV_EPROTO);
             return;
@@ -189,7 +178,7 @@ void TlsTransport::pump()
         if (error == SSL_ERROR_ZERO_RETURN) {
             end_reading(UV_EOF); // close_notify: the client is done sending
         } else {
-            log::debug("TLS read failed: %s", openssl_reason().c_str());
+            log::debug("TLS read failed: %s", take_openssl_error().c_str());
             end_reading(UV_EPROTO);
         }
         break;

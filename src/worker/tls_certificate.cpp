@@ -1,13 +1,13 @@
 #include "tls_certificate.h"
 
 #include "common/unique_fd.h"
+#include "http/openssl_error.h"
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
-#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <strings.h>
@@ -29,15 +29,6 @@ std::string fix_hint(std::string const& identity_dir)
 }
 
 // The oldest error OpenSSL queued, then clears the queue.
-std::string openssl_reason()
-{
-    unsigned long code = ERR_get_error();
-    char text[256] = "unknown OpenSSL error";
-    if (code != 0)
-        ERR_error_string_n(code, text, sizeof text);
-    ERR_clear_error();
-    return text;
-}
 
 int ex_index()
 {
@@ -47,7 +38,10 @@ int ex_index()
     return index;
 }
 
-std::string const* expected_name(SSL_CTX* ctx) { return static_cast<std::string const*>(SSL_CTX_get_ex_data(ctx, ex_index())); }
+std::string const* expected_name(SSL_CTX* ctx)
+{
+    return static_cast<std::string const*>(SSL_CTX_get_ex_data(ctx, ex_index()));
+}
 
 // SNI must name this identity: the supervisor routed the connection by it,
 // so anything else is a broken invariant or a client of another identity
@@ -114,17 +108,19 @@ Result<void> use_private_key(SSL_CTX* ctx, std::string const& path, std::string 
         have += static_cast<size_t>(n);
     }
     BIO* bio = BIO_new_mem_buf(text.data(), static_cast<int>(have));
-    EVP_PKEY* key = bio ? PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr) : nullptr;
+    // No passphrase: a daemon has nobody to ask (OpenSSL's default would
+    // prompt on a terminal), so an encrypted key fails to load.
+    pem_password_cb* no_passphrase = [](char*, int, int, void*) noexcept { return 0; };
+    EVP_PKEY* key = bio ? PEM_read_bio_PrivateKey(bio, nullptr, no_passphrase, nullptr) : nullptr;
     BIO_free(bio);
     OPENSSL_cleanse(text.data(), text.size());
     if (!key)
-        return Error::message("TLS key", "is not a PEM private key (" + openssl_reason() + ")" + fix_hint(identity_dir),
-            path);
+        return Error::message("TLS key",
+            "is not an unencrypted PEM private key (" + take_openssl_error() + ")" + fix_hint(identity_dir), path);
     int used = SSL_CTX_use_PrivateKey(ctx, key);
     EVP_PKEY_free(key);
     if (used != 1)
-        return Error::message("TLS key", "does not match the certificate in " + tls_chain_path(identity_dir) + " ("
-                + openssl_reason() + ")" + fix_hint(identity_dir), path);
+        return Error::message("TLS key", "cannot be used (" + take_openssl_error() + ")" + fix_hint(identity_dir), path);
     return {};
 }
 
@@ -138,7 +134,7 @@ Result<SslContext> load_tls_context(std::string const& identity_dir, std::string
     ERR_clear_error();
     SslContext ctx(SSL_CTX_new(TLS_server_method()));
     if (!ctx)
-        return Error::message("SSL_CTX_new", openssl_reason());
+        return Error::message("SSL_CTX_new", take_openssl_error());
     SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
     SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     // Buffers are returned to OpenSSL between records: thousands of idle
@@ -152,7 +148,7 @@ Result<SslContext> load_tls_context(std::string const& identity_dir, std::string
         return error;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx.get(), chain.c_str()) != 1)
-        return Error::message("TLS certificate", "is not a PEM certificate chain (" + openssl_reason() + ")"
+        return Error::message("TLS certificate", "is not a PEM certificate chain (" + take_openssl_error() + ")"
                 + fix_hint(identity_dir), chain);
     X509* leaf = SSL_CTX_get0_certificate(ctx.get());
     if (X509_check_host(leaf, host_key.data(), host_key.size(), 0, nullptr) != 1)
@@ -161,8 +157,9 @@ Result<SslContext> load_tls_context(std::string const& identity_dir, std::string
     if (auto used = use_private_key(ctx.get(), tls_key_path(identity_dir), identity_dir); !used)
         return used.error();
     if (SSL_CTX_check_private_key(ctx.get()) != 1)
-        return Error::message("TLS key", "does not match the certificate in " + chain + " (" + openssl_reason() + ")"
-                + fix_hint(identity_dir), tls_key_path(identity_dir));
+        return Error::message("TLS key",
+            "does not match the certificate in " + chain + " (" + take_openssl_error() + ")" + fix_hint(identity_dir),
+            tls_key_path(identity_dir));
 
     // Resumption: tickets (on by default) are sealed with keys of this
     // context, so a reload's new context starts new sessions; the session id

@@ -74,10 +74,15 @@ def private_scalar(key_path):
     return raw[-32:].rjust(32, b"\0")
 
 
-def tls_daemon(identities):
-    """A daemon with a plain and a TLS listener, not started yet: the test
-    installs certificates into its state folder first."""
-    return Daemon(identities, args=["--listen", "https://127.0.0.1:0"], autostart=False)
+def tls_daemon(identities, certified, config=None):
+    """A daemon with a plain and a TLS listener, not started yet, and a test
+    CA that issued a certificate into the tls/ folder of each slug of
+    `certified` (named after its URL's host). Returns the daemon, the Pki
+    and, by slug, what Pki.install returned."""
+    d = Daemon(identities, config=config, args=["--listen", "https://127.0.0.1:0"], autostart=False)
+    pki = Pki(d.dir)
+    installed = {slug: pki.install(d, slug, f"{slug}.local") for slug in certified}
+    return d, pki, installed
 
 
 def start(d):
@@ -138,10 +143,9 @@ def handshake_alert(d, pki, server_name):
 
 @test
 def both_identities_over_tls_on_one_port_each_with_its_own_certificate():
-    d = tls_daemon([ARNE, MARCUS])
-    pki = Pki(d.dir)
-    arne_der, _ = pki.install(d, "arne", "arne.local")
-    marcus_der, _ = pki.install(d, "marcus", "marcus.local")
+    d, pki, installed = tls_daemon([ARNE, MARCUS], ("arne", "marcus"))
+    arne_der, _ = installed["arne"]
+    marcus_der, _ = installed["marcus"]
     with start(d):
         for slug, host, der in (("arne", "arne.local", arne_der), ("marcus", "marcus.local", marcus_der)):
             for maximum in (None, ssl.TLSVersion.TLSv1_2):
@@ -160,9 +164,7 @@ def both_identities_over_tls_on_one_port_each_with_its_own_certificate():
 
 @test
 def missing_or_unknown_sni_gets_unrecognized_name_and_non_tls_a_close():
-    d = tls_daemon([ARNE, PLAIN])
-    pki = Pki(d.dir)
-    pki.install(d, "arne", "arne.local")
+    d, pki, _ = tls_daemon([ARNE, PLAIN], ("arne",))
     with start(d):
         for name in (None, "nobody.local", "plain.local"):
             error = handshake_alert(d, pki, name)
@@ -186,10 +188,7 @@ def missing_or_unknown_sni_gets_unrecognized_name_and_non_tls_a_close():
 
 @test
 def sni_of_one_identity_with_the_host_of_another_is_421():
-    d = tls_daemon([ARNE, MARCUS])
-    pki = Pki(d.dir)
-    pki.install(d, "arne", "arne.local")
-    pki.install(d, "marcus", "marcus.local")
+    d, pki, _ = tls_daemon([ARNE, MARCUS], ("arne", "marcus"))
     with start(d):
         with tls_connect(d, pki, "arne.local") as s:
             status, body = http_over(s, "marcus.local")
@@ -199,9 +198,8 @@ def sni_of_one_identity_with_the_host_of_another_is_421():
 
 @test
 def a_replaced_certificate_is_served_after_sighup_while_an_old_connection_goes_on():
-    d = tls_daemon([ARNE])
-    pki = Pki(d.dir)
-    old_der, _ = pki.install(d, "arne", "arne.local")
+    d, pki, installed = tls_daemon([ARNE], ("arne",))
+    old_der, _ = installed["arne"]
     with start(d):
         pid = d.worker_pid("arne")
         old = tls_connect(d, pki, "arne.local")
@@ -225,9 +223,7 @@ def a_replaced_certificate_is_served_after_sighup_while_an_old_connection_goes_o
 
 @test
 def an_identity_without_a_usable_certificate_is_reported_and_closed_others_unaffected():
-    d = tls_daemon([ARNE, MARCUS])
-    pki = Pki(d.dir)
-    pki.install(d, "arne", "arne.local")
+    d, pki, _ = tls_daemon([ARNE, MARCUS], ("arne",))
     with start(d):
         line = d.wait_log(r"marcus.*no usable TLS certificate", what="marcus's certificate error")
         assert "marcus/tls/fullchain.pem" in line.string and "SIGHUP" in line.string, line.string
@@ -281,9 +277,7 @@ def an_identity_without_a_usable_certificate_is_reported_and_closed_others_unaff
 @test
 def socket_activation_passes_plain_and_tls_listeners_told_apart_by_name():
     import fcntl
-    d = tls_daemon([ARNE])
-    pki = Pki(d.dir)
-    pki.install(d, "arne", "arne.local")
+    d, pki, _ = tls_daemon([ARNE], ("arne",))
     with d:
         listeners, fds = [], []
         for _ in range(2):
@@ -321,9 +315,7 @@ def socket_activation_passes_plain_and_tls_listeners_told_apart_by_name():
 
 @test
 def a_client_offering_only_other_protocols_is_refused_by_alpn():
-    d = tls_daemon([ARNE])
-    pki = Pki(d.dir)
-    pki.install(d, "arne", "arne.local")
+    d, pki, _ = tls_daemon([ARNE], ("arne",))
     with start(d):
         ctx = client_context(pki)
         ctx.set_alpn_protocols(["h2"])
@@ -338,10 +330,7 @@ def a_client_offering_only_other_protocols_is_refused_by_alpn():
 
 @test
 def a_stalled_or_oversized_client_hello_is_closed():
-    d = tls_daemon([ARNE])
-    d.write_config({"head_timeout": "1s", "max_head_bytes": 1024})
-    pki = Pki(d.dir)
-    pki.install(d, "arne", "arne.local")
+    d, pki, _ = tls_daemon([ARNE], ("arne",), config={"head_timeout": "1s", "max_head_bytes": 1024})
     with start(d):
         hello = hello_for(pki, "arne.local")
         with socket.create_connection(("127.0.0.1", d.tls_port), timeout=10) as s:
@@ -359,10 +348,7 @@ def a_stalled_or_oversized_client_hello_is_closed():
 
 @test
 def a_tls_connection_over_the_per_address_cap_is_closed_without_plain_http():
-    d = tls_daemon([ARNE])
-    d.write_config({"max_connections_per_address": 1})
-    pki = Pki(d.dir)
-    pki.install(d, "arne", "arne.local")
+    d, pki, _ = tls_daemon([ARNE], ("arne",), config={"max_connections_per_address": 1})
     with start(d):
         with tls_connect(d, pki, "arne.local") as first:
             assert http_over(first, "arne.local")[0] == 200
@@ -409,10 +395,9 @@ def only_an_identitys_own_worker_holds_its_private_key():
     if os.geteuid() != 0:
         print("skip only_an_identitys_own_worker_holds_its_private_key: reading /proc/PID/mem needs root")
         return
-    d = tls_daemon([ARNE, MARCUS])
-    pki = Pki(d.dir)
-    _, arne_key = pki.install(d, "arne", "arne.local")
-    _, marcus_key = pki.install(d, "marcus", "marcus.local")
+    d, pki, installed = tls_daemon([ARNE, MARCUS], ("arne", "marcus"))
+    _, arne_key = installed["arne"]
+    _, marcus_key = installed["marcus"]
     # OpenSSL keeps the scalar as a BIGNUM: little-endian words on this
     # machine, so the bytes reversed; look for both orders.
     forms = {"arne": {arne_key, arne_key[::-1]}, "marcus": {marcus_key, marcus_key[::-1]}}
