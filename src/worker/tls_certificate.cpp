@@ -136,7 +136,10 @@ Result<SslContext> load_tls_context(std::string const& identity_dir, std::string
     if (!ctx)
         return Error::message("SSL_CTX_new", take_openssl_error());
     SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    // A client that closes without close_notify is an ordinary EOF (most
+    // do, and HTTP/1.1 frames its messages itself), not a protocol error.
+    SSL_CTX_set_options(ctx.get(),
+        SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
     // Buffers are returned to OpenSSL between records: thousands of idle
     // keep-alive connections cost little.
     SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
