@@ -238,13 +238,15 @@ def get_requests(hosts, close):
     return [[f"GET /.well-known/posta HTTP/1.1\r\nHost: {h}\r\n{extra}\r\n".encode()] for h in hosts]
 
 
-def run_load(port, requests_file, mode, duration=None, conns=CONNS, threads=THREADS, cpu_roots=(), cpu_split=None):
-    """Runs benchtool load and samples the CPU of `cpu_roots` (and their
-    descendants) before and after. Returns benchtool's JSON plus cpu_s and
-    cpu_per_1k (seconds of server CPU per 1,000 responses)."""
+def run_load(port, requests_file, mode, duration=None, conns=CONNS, threads=THREADS, cpu_roots=(), cpu_split=None,
+             tls=False):
+    """Runs benchtool load (over TLS with `tls`) and samples the CPU of
+    `cpu_roots` (and their descendants) before and after. Returns
+    benchtool's JSON plus cpu_s and cpu_per_1k (seconds of server CPU per
+    1,000 responses)."""
     duration = duration or DURATION
     argv = [TOOL, "load", "--port", port, "--requests", requests_file, "--conns", conns,
-            "--threads", threads, "--duration", duration, "--mode", mode]
+            "--threads", threads, "--duration", duration, "--mode", mode] + (["--tls"] if tls else [])
     split0 = {k: cpu_of(p) for k, p in (cpu_split or {}).items()}
     before = cpu_seconds(cpu_roots)
     proc = PROCS.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -356,6 +358,9 @@ class Posta:
                                 stdout=subprocess.DEVNULL, stderr=self.log_fd)
         m = self.wait_log(r"listening on 127\.0\.0\.1:(\d+)", timeout=30)
         self.port = int(m.group(1))
+        if "https://127.0.0.1:0" in self.args:
+            m = self.wait_log(r"listening on https://127\.0\.0\.1:(\d+)", timeout=30)
+            self.tls_port = int(m.group(1))
         if wait_ready:
             self.wait_ready(len(self.idents), timeout=timeout)
         return self
@@ -509,6 +514,57 @@ def nginx_router_config(port, hosts, backend_ports):
     return "".join(out)
 
 
+def nginx_tls_return_config(port, docs, certs):
+    """nginx terminating TLS with each identity's own certificate and
+    answering posta's document itself. certs: host -> (chain, key)."""
+    out = []
+    for host, body in docs.items():
+        chain, key = certs[host]
+        out.append(f"    server {{ listen 127.0.0.1:{port} ssl; server_name {host};\n"
+                   f"        ssl_certificate {chain}; ssl_certificate_key {key};\n"
+                   f"        location = /.well-known/posta {{ add_header Cache-Control \"max-age=300\";"
+                   f" return 200 {nginx_quote(body.decode())}; }} }}\n")
+    return "".join(out)
+
+
+def nginx_tls_router_config(port, hosts, backend_ports, certs):
+    """nginx terminating TLS and routing by Host to one plain backend per
+    identity (one upstream each, so no connection carries two Hosts)."""
+    out = []
+    for i, (host, bport) in enumerate(zip(hosts, backend_ports)):
+        chain, key = certs[host]
+        out.append(f"    upstream t{i} {{ server 127.0.0.1:{bport}; keepalive 8; }}\n"
+                   f"    server {{ listen 127.0.0.1:{port} ssl; server_name {host};\n"
+                   f"        ssl_certificate {chain}; ssl_certificate_key {key};\n"
+                   f"        location / {{ proxy_pass http://t{i}; proxy_http_version 1.1;"
+                   f" proxy_set_header Connection \"\"; proxy_set_header Host $host; }} }}\n")
+    return "".join(out)
+
+
+def make_certificates(folder, hosts):
+    """A CA and, per host, a P-256 key and certificate made by `openssl`
+    (what an operator's ACME client would hand over). Returns host ->
+    (chain path, key path)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+            "-out", "ca.pem", "-days", "2", "-subj", "/CN=posta bench CA")
+    out = {}
+    for host in hosts:
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{host}.key",
+                "-out", f"{host}.csr", "-subj", f"/CN={host}")
+        (folder / f"{host}.ext").write_text(f"subjectAltName=DNS:{host}\n")
+        openssl("x509", "-req", "-in", f"{host}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "2", "-extfile", f"{host}.ext", "-out", f"{host}.pem")
+        os.chmod(folder / f"{host}.key", 0o600)
+        out[host] = (folder / f"{host}.pem", folder / f"{host}.key")
+    return out
+
+
 # --------------------------------------------------------------- scenarios
 
 class Bench:
@@ -626,6 +682,91 @@ class Bench:
                          fmt(rr, 2, "x"), target, verdict)
                 if mode == "close":
                     self.row(sc, "  of which supervisor", fmt(p.get("supervisor_cpu_per_1k"), 4))
+
+    # ---- 8 -------------------------------------------------------------
+
+    def tls(self):
+        """posta's workers terminating TLS with their own certificates (the
+        supervisor routing by SNI) against nginx terminating TLS with the
+        same certificates: answering itself, and as a TLS router to plain
+        per-identity backends. Keep-alive, and a new TLS connection (a full
+        handshake, no resumption) per request."""
+        n = 2
+        log(f"scenario 8: TLS, N={n}: posta (SNI routing, TLS in each worker), nginx TLS return-200, nginx TLS router")
+        wd = self.work / "tls"
+        idents = [dict(i, url=f"https://{i['host']}") for i in identities(n, prefix="tls")]
+        hosts = [i["host"] for i in idents]
+        certs = make_certificates(wd / "pki", hosts)
+        posta = Posta(wd / "posta", idents, args=["--listen", "https://127.0.0.1:0"])
+        for ident in idents:
+            folder = posta.state_dir / ident["slug"] / "tls"
+            folder.mkdir(parents=True, mode=0o700)
+            os.chmod(posta.state_dir / ident["slug"], 0o700)
+            shutil.copy(certs[ident["host"]][0], folder / "fullchain.pem")
+            shutil.copy(certs[ident["host"]][1], folder / "privkey.pem")
+            os.chmod(folder / "privkey.pem", 0o600)
+        posta.start()
+        docs = {}
+        for h in hosts:
+            status, body = http_get(posta.port, h)
+            if status != 200:
+                raise RuntimeError(f"posta answered {status} for {h}")
+            docs[h] = body
+        nport, rport = free_port(), free_port()
+        bports = [free_port() for _ in hosts]
+        ngx = Nginx(wd, "nginx-tls", nginx_tls_return_config(nport, docs, certs)).start([nport])
+        backends = Nginx(wd, "nginx-backends", nginx_backend_config(bports, docs)).start(bports)
+        router = Nginx(wd, "nginx-tls-router", nginx_tls_router_config(rport, hosts, bports, certs)).start([rport])
+        systems = {
+            "posta": (posta.tls_port, [posta.proc.pid]),
+            "nginx": (nport, [ngx.proc.pid]),
+            "router": (rport, [router.proc.pid, backends.proc.pid]),
+        }
+        out = {"identities": n}
+        try:
+            for mode in ("keepalive", "close"):
+                reqs = wd / f"get-{mode}.req"
+                write_requests(reqs, get_requests(hosts, close=(mode == "close")))
+                runs = {name: [] for name in systems}
+                for name, (port, roots) in systems.items():  # warm-up, and every system answers 200
+                    r = run_load(port, reqs, mode, duration=min(1.0, DURATION), cpu_roots=roots, tls=True)
+                    if not r["responses"] or set(r["status"]) != {"200"}:
+                        raise RuntimeError(f"{name} over TLS: status {r['status']} errors {r['errors']}")
+                for rep in range(REPS):
+                    for name, (port, roots) in systems.items():
+                        split = {"supervisor": posta.proc.pid} if name == "posta" else None
+                        r = run_load(port, reqs, mode, cpu_roots=roots, cpu_split=split, tls=True)
+                        bad = {s: c for s, c in r["status"].items() if s != "200"}
+                        if bad or any(r["errors"].values()):
+                            log(f"  TLS {mode} {name}: non-200 {bad} errors {r['errors']}")
+                        log(f"  TLS {mode} {name} rep {rep + 1}: {r['rps']:.0f} req/s, p99 {r['p99_ms']:.2f} ms, "
+                            f"{r['cpu_per_1k'] or 0:.4f} CPU-s/1k, client CPU {r['client_cpu_s']:.2f}s")
+                        runs[name].append(r)
+                out[mode] = {name: summarize(rs) for name, rs in runs.items()}
+                sup = [r["cpu_s_supervisor"] / (r["responses"] / 1000) for r in runs["posta"] if r["responses"]]
+                out[mode]["posta"]["supervisor_cpu_per_1k"] = median(sup)
+        finally:
+            router.stop()
+            backends.stop()
+            ngx.stop()
+            posta.stop()
+        self.results["scenarios"]["tls"] = out
+
+        def ratio(a, b):
+            return a / b if a is not None and b else None
+
+        for mode, label in (("keepalive", "8 TLS keep-alive"), ("close", "8 TLS conn/request")):
+            p, g, r = out[mode]["posta"], out[mode]["nginx"], out[mode]["router"]
+            sc = f"{label} N={n}"
+            self.row(sc, "req/s vs nginx TLS return 200", fmt(p["rps"], 0), fmt(g["rps"], 0),
+                     fmt(ratio(p["rps"], g["rps"]), 2, "x"))
+            self.row(sc, "req/s vs nginx TLS router", fmt(p["rps"], 0), fmt(r["rps"], 0),
+                     fmt(ratio(p["rps"], r["rps"]), 2, "x"))
+            self.row(sc, "CPU s/1k req vs nginx", fmt(p["cpu_per_1k"], 4), fmt(g["cpu_per_1k"], 4),
+                     fmt(ratio(p["cpu_per_1k"], g["cpu_per_1k"]), 2, "x"))
+            self.row(sc, "CPU s/1k req vs router", fmt(p["cpu_per_1k"], 4), fmt(r["cpu_per_1k"], 4),
+                     fmt(ratio(p["cpu_per_1k"], r["cpu_per_1k"]), 2, "x"))
+            self.row(sc, "  of which supervisor", fmt(p.get("supervisor_cpu_per_1k"), 4))
 
     # ---- 3 -------------------------------------------------------------
 
@@ -1500,7 +1641,7 @@ def main():
     })
     failures = []
     scenarios = [("1", bench.dispatch), ("3", bench.memory_startup), ("4", bench.inbox), ("5", bench.events),
-                 ("6", bench.slow_clients)]
+                 ("6", bench.slow_clients), ("8", bench.tls)]
     try:
         for key, fn in scenarios:
             if ONLY and key not in ONLY and not (key == "1" and "2" in ONLY):

@@ -13,7 +13,10 @@
  *       a new connection, and each new connection takes the next stream, so
  *       the Hosts rotate. Latency is measured from the request's first write
  *       (keepalive) or from connect() (close) to the last byte of the
- *       response. Prints one JSON object.
+ *       response. Prints one JSON object. With --tls, every connection
+ *       is TLS (OpenSSL, no certificate check, SNI = the stream's Host, no
+ *       session resumption: each new connection is a full handshake), and
+ *       latency in close mode includes the handshake.
  *
  *   benchtool gen-inbox --seed HEX64 --from URL --to URL[,URL...]
  *                       --hosts H[,H...] --count N --body-bytes B --out FILE
@@ -34,6 +37,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -73,6 +78,7 @@ typedef struct {
     size_t count;
     atomic_size_t next;
     atomic_size_t wraps;
+    char host[256]; /* the first request's Host, without a port: the SNI */
 } Stream;
 
 static Stream* g_streams;
@@ -113,6 +119,17 @@ static void load_requests(char const* path)
                 exit(2);
             }
             g_streams[s].reqs[i] = (Req) { data, len };
+        }
+        /* The SNI: the first request's Host, up to a ':' port. */
+        Req const* first = &g_streams[s].reqs[0];
+        char const* host = memmem(first->data, first->len, "\r\nHost: ", 8);
+        if (host) {
+            host += 8;
+            size_t n = 0;
+            while (host + n < first->data + first->len && host[n] != '\r' && host[n] != ':'
+                && n + 1 < sizeof g_streams[s].host)
+                n++;
+            memcpy(g_streams[s].host, host, n);
         }
     }
     fclose(f);
@@ -185,13 +202,14 @@ static double hist_pct(Hist const* h, double pct)
 /* -------------------------------------------------------------------- load */
 
 enum { MODE_KEEPALIVE, MODE_CLOSE };
-enum { C_IDLE, C_CONNECTING, C_WRITING, C_READING };
+enum { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_WRITING, C_READING };
 
 #define RBUF 65536
 #define REQUEST_TIMEOUT_NS (5ull * 1000000000ull)
 
 typedef struct {
     int fd;
+    SSL* ssl; /* --tls only */
     int state;
     size_t stream;
     Req* req;
@@ -218,10 +236,14 @@ typedef struct {
 static int g_mode = MODE_KEEPALIVE;
 static struct sockaddr_in g_addr;
 static atomic_size_t g_rotate;
+static SSL_CTX* g_tls; /* --tls */
 
 static void conn_close(Thread* t, Conn* c)
 {
     (void)t;
+    if (c->ssl)
+        SSL_free(c->ssl);
+    c->ssl = NULL;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -274,7 +296,47 @@ static void conn_start(Thread* t, Conn* c, uint64_t now)
     c->req = next_request(c->stream);
     c->written = 0;
     c->have = 0;
-    c->state = rc == 0 ? C_WRITING : C_CONNECTING;
+    if (g_tls) {
+        c->ssl = SSL_new(g_tls);
+        if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+            conn_fail(t, c, now, &t->err_connect);
+            return;
+        }
+        SSL_set_tlsext_host_name(c->ssl, g_streams[c->stream].host);
+        SSL_set_connect_state(c->ssl);
+    }
+    c->state = rc == 0 ? (g_tls ? C_HANDSHAKE : C_WRITING) : C_CONNECTING;
+}
+
+/* send/recv, or SSL_write/SSL_read on a TLS connection. Returns what the
+ * plain calls return; on TLS, -1 with errno EAGAIN when OpenSSL wants the
+ * socket again, 0 at the server's close. */
+static ssize_t conn_send(Conn* c, char const* data, size_t len)
+{
+    if (!c->ssl)
+        return send(c->fd, data, len, MSG_NOSIGNAL);
+    int n = SSL_write(c->ssl, data, (int)len);
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(c->ssl, n);
+    ERR_clear_error();
+    errno = (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) ? EAGAIN : EIO;
+    return -1;
+}
+
+static ssize_t conn_recv(Conn* c, char* data, size_t len)
+{
+    if (!c->ssl)
+        return recv(c->fd, data, len, 0);
+    int n = SSL_read(c->ssl, data, (int)len);
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(c->ssl, n);
+    ERR_clear_error();
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+        return 0;
+    errno = (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) ? EAGAIN : EIO;
+    return -1;
 }
 
 /* Returns 1 when buf holds one complete response; sets *status, *close. -1
@@ -355,11 +417,25 @@ static void drive(Thread* t, Conn* c, uint64_t now, uint32_t events)
                 conn_fail(t, c, now, &t->err_connect);
                 return;
             }
+            c->state = g_tls ? C_HANDSHAKE : C_WRITING;
+            break;
+        }
+        case C_HANDSHAKE: {
+            int rc = SSL_do_handshake(c->ssl);
+            if (rc != 1) {
+                int e = SSL_get_error(c->ssl, rc);
+                ERR_clear_error();
+                if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                    return; /* edge-triggered: the next byte or room wakes us */
+                conn_fail(t, c, now, &t->err_connect);
+                return;
+            }
+            c->progress = now;
             c->state = C_WRITING;
             break;
         }
         case C_WRITING: {
-            ssize_t n = send(c->fd, c->req->data + c->written, c->req->len - c->written, MSG_NOSIGNAL);
+            ssize_t n = conn_send(c, c->req->data + c->written, c->req->len - c->written);
             if (n < 0) {
                 if (errno == EAGAIN)
                     return;
@@ -377,7 +453,7 @@ static void drive(Thread* t, Conn* c, uint64_t now, uint32_t events)
         case C_READING: {
             int eof = 0;
             for (;;) {
-                ssize_t n = recv(c->fd, c->buf + c->have, RBUF - c->have, 0);
+                ssize_t n = conn_recv(c, c->buf + c->have, RBUF - c->have);
                 if (n > 0) {
                     c->have += (size_t)n;
                     c->progress = now;
@@ -406,7 +482,7 @@ static void drive(Thread* t, Conn* c, uint64_t now, uint32_t events)
                 return;
             }
             on_complete(t, c, now, status, server_close || eof);
-            if (c->state == C_WRITING || c->state == C_CONNECTING) {
+            if (c->state == C_WRITING || c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
                 events = EPOLLOUT;
                 if (c->state == C_CONNECTING)
                     return; /* wait for its own EPOLLOUT */
@@ -431,7 +507,7 @@ static void* thread_main(void* arg)
         c->fd = -1;
         c->state = C_IDLE;
         conn_start(t, c, now);
-        if (c->state == C_WRITING)
+        if (c->state == C_WRITING || c->state == C_HANDSHAKE)
             drive(t, c, now, EPOLLOUT);
     }
     struct epoll_event events[512];
@@ -449,7 +525,7 @@ static void* thread_main(void* arg)
                 if (c->state == C_IDLE && now >= c->retry_at) {
                     t->reconnects++;
                     conn_start(t, c, now);
-                    if (c->state == C_WRITING)
+                    if (c->state == C_WRITING || c->state == C_HANDSHAKE)
                         drive(t, c, now, EPOLLOUT);
                 } else if (c->state != C_IDLE && now - c->progress > REQUEST_TIMEOUT_NS) {
                     conn_fail(t, c, now, &t->err_timeout);
@@ -495,6 +571,16 @@ static int cmd_load(int argc, char** argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     load_requests(path);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--tls") == 0) {
+            g_tls = SSL_CTX_new(TLS_client_method());
+            if (!g_tls)
+                die("SSL_CTX_new");
+            SSL_CTX_set_verify(g_tls, SSL_VERIFY_NONE, NULL);
+            SSL_CTX_set_session_cache_mode(g_tls, SSL_SESS_CACHE_OFF);
+            static unsigned char const alpn[] = { 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
+            SSL_CTX_set_alpn_protos(g_tls, alpn, sizeof alpn);
+        }
     memset(&g_addr, 0, sizeof g_addr);
     g_addr.sin_family = AF_INET;
     g_addr.sin_port = htons((uint16_t)port);
