@@ -28,6 +28,26 @@ Result<void> send_header_only(int channel, MessageType type, uint32_t count = 0)
     return {};
 }
 
+// A message without an fd whose prefix carries text: Policy, TlsStatus.
+Result<void> send_text(int channel, MessageType type, std::string_view serialized)
+{
+    if (serialized.size() > max_channel_prefix)
+        return Error::message("send", "message too large for the channel");
+    WireHeader header {};
+    header.type = type;
+    header.prefix_len = static_cast<uint32_t>(serialized.size());
+    iovec iov[2] = {
+        { &header, sizeof header },
+        { const_cast<char*>(serialized.data()), serialized.size() },
+    };
+    msghdr msg {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    if (::sendmsg(channel, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        return Error::from_errno("sendmsg", "worker channel");
+    return {};
+}
+
 }
 
 Result<std::pair<UniqueFd, UniqueFd>> make_channel()
@@ -71,29 +91,6 @@ Result<void> send_connection(int channel, int conn_fd, sockaddr const* peer, soc
     if (::sendmsg(channel, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         return Error::from_errno("sendmsg", "worker channel");
     return {};
-}
-
-namespace {
-
-Result<void> send_text(int channel, MessageType type, std::string_view serialized)
-{
-    if (serialized.size() > max_channel_prefix)
-        return Error::message("send", "message too large for the channel");
-    WireHeader header {};
-    header.type = type;
-    header.prefix_len = static_cast<uint32_t>(serialized.size());
-    iovec iov[2] = {
-        { &header, sizeof header },
-        { const_cast<char*>(serialized.data()), serialized.size() },
-    };
-    msghdr msg {};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = 2;
-    if (::sendmsg(channel, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-        return Error::from_errno("sendmsg", "worker channel");
-    return {};
-}
-
 }
 
 Result<void> send_policy(int channel, std::string_view serialized)

@@ -33,9 +33,9 @@
 #include "worker/sandbox.h"
 #include "worker/sandbox_probe.h"
 #include "worker/signal_pipe.h"
-#include "worker/tls_certificate.h"
 #include "worker/sse_hub.h"
 #include "worker/store.h"
+#include "worker/tls_certificate.h"
 
 #include <chrono>
 #include <csignal>
@@ -123,10 +123,11 @@ private:
 
     std::optional<Keys> m_keys;
     std::optional<Store> m_store;
-    // The identity's TLS server context when its URL is https and its
-    // certificate loaded; new TLS connections use the one in force, and a
-    // replaced one lives on in the connections made from it.
-    bool m_serves_tls = false;
+    // The host of the identity's URL when it is https (else empty), and its
+    // TLS server context once a certificate loaded; new TLS connections use
+    // the one in force, and a replaced one lives on in the connections made
+    // from it.
+    std::string m_tls_host;
     SslContext m_tls;
     std::unique_ptr<LogThrottle> m_no_tls_log; // TLS connections closed for want of a certificate
     // Every event goes out through this one sink, to m_events.
@@ -238,8 +239,8 @@ Result<void> Worker::open_identity()
     if (!store)
         return store.error();
     m_store.emplace(std::move(store.value()));
-    auto url = parse_identity_url(m_setup.identity.url);
-    m_serves_tls = url && url->scheme == "https";
+    if (auto url = parse_identity_url(m_setup.identity.url); url && url->scheme == "https")
+        m_tls_host = url->host_key;
     load_tls("at start");
     return {};
 }
@@ -252,11 +253,10 @@ Result<void> Worker::open_identity()
 // for `status`.
 void Worker::load_tls(char const* when)
 {
-    if (!m_serves_tls)
+    if (m_tls_host.empty())
         return;
     std::string dir = m_setup.config.state_dir + "/" + m_setup.identity.slug;
-    auto url = parse_identity_url(m_setup.identity.url);
-    auto loaded = load_tls_context(dir, url ? url->host_key : m_setup.identity.host_key);
+    auto loaded = load_tls_context(dir, m_tls_host);
     std::string problem;
     if (loaded) {
         m_tls = std::move(loaded.value());
@@ -530,7 +530,7 @@ void Worker::on_connection(ChannelMessage message)
             // with: the client sees the connection closed (its fd, here).
             forget_address(host);
             m_no_tls_log->log(address + ": TLS connection closed: this identity has no usable certificate in "
-                + m_setup.config.state_dir + "/" + m_setup.identity.slug + "/tls/ (see the error at start)");
+                + m_setup.config.state_dir + "/" + m_setup.identity.slug + "/tls/ (see its error line)");
             return;
         }
     }
