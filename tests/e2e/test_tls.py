@@ -186,6 +186,92 @@ def missing_or_unknown_sni_gets_unrecognized_name_and_non_tls_a_close():
         assert d.stop() == 0
 
 
+def memory_tls(d, pki, server_name):
+    """A TLS client over memory BIOs on a raw socket, handshake done: the
+    test decides which records go out in which TCP write."""
+    raw = socket.create_connection(("127.0.0.1", d.tls_port), timeout=10)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_context(pki).wrap_bio(incoming, outgoing, server_hostname=server_name)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            raw.sendall(outgoing.read())
+            data = raw.recv(65536)
+            assert data, "closed during the handshake"
+            incoming.write(data)
+    raw.sendall(outgoing.read())
+    return raw, obj, incoming, outgoing
+
+
+def read_tls_until_close(raw, obj, incoming):
+    """Plaintext from a memory_tls connection until the server's close_notify or FIN."""
+    data = b""
+    closed = False
+    while not closed:
+        chunk = raw.recv(65536)
+        if not chunk:
+            break
+        incoming.write(chunk)
+        try:
+            while not closed:
+                plain = obj.read(65536)
+                closed = plain == b""  # close_notify
+                data += plain
+        except ssl.SSLWantReadError:
+            pass
+    raw.close()
+    return data
+
+
+@test
+def pipelined_requests_over_tls_are_answered_in_order():
+    d, pki, _ = tls_daemon([ARNE], ("arne",))
+    with start(d):
+        get = b"GET /.well-known/posta HTTP/1.1\r\nHost: arne.local\r\n\r\n"
+        last = b"HEAD /.well-known/posta HTTP/1.1\r\nHost: arne.local\r\nConnection: close\r\n\r\n"
+        # Three in one record; three records in one TCP write; and 1,100 in
+        # four 16 KiB records (one read of the socket), whose answers outgrow
+        # the session's write queue so that it stops reading with records
+        # still undecrypted in OpenSSL and nothing more on the socket: they
+        # must be handed over when it reads again.
+        for records in ([get + b"GET /nothing HTTP/1.1\r\nHost: arne.local\r\n\r\n" + last],
+                        [get, b"GET /nothing HTTP/1.1\r\nHost: arne.local\r\n\r\n", last],
+                        [get * 1100 + last]):
+            raw, obj, incoming, outgoing = memory_tls(d, pki, "arne.local")
+            for record in records:
+                obj.write(record)
+            raw.sendall(outgoing.read())
+            statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", read_tls_until_close(raw, obj, incoming))
+            if len(records) == 1 and len(records[0]) > 10000:
+                assert statuses == [b"200"] * 1101, (len(statuses), set(statuses))
+            else:
+                assert statuses == [b"200", b"404", b"200"], statuses
+        assert d.stop() == 0
+
+
+@test
+def sessions_resume_with_tickets_in_tls_13_and_12():
+    d, pki, _ = tls_daemon([ARNE], ("arne",))
+    with start(d):
+        for maximum in (None, ssl.TLSVersion.TLSv1_2):
+            ctx = client_context(pki, maximum)
+
+            def connect(session=None):
+                raw = socket.create_connection(("127.0.0.1", d.tls_port), timeout=10)
+                return ctx.wrap_socket(raw, server_hostname="arne.local", session=session)
+
+            with connect() as first:
+                assert http_over(first, "arne.local")[0] == 200  # TLS 1.3 tickets come after the handshake
+                session = first.session
+                assert not first.session_reused
+            with connect(session) as second:
+                assert second.session_reused, f"no resumption with {second.version()}"
+                assert http_over(second, "arne.local")[0] == 200
+        assert d.stop() == 0
+
+
 @test
 def sni_of_one_identity_with_the_host_of_another_is_421():
     d, pki, _ = tls_daemon([ARNE, MARCUS], ("arne", "marcus"))
