@@ -210,7 +210,8 @@ private:
         m_out.value.sandbox = value->get();
     }
 
-    void outbound_allow(std::string_view key, toml::node const& node)
+    // A list of networks, "127.0.0.0/8" or one address each.
+    void read_ranges(std::string_view key, toml::node const& node, std::vector<AddressRange>& out)
     {
         auto const* array = node.as_array();
         if (!array) {
@@ -231,7 +232,17 @@ private:
             }
             ranges.push_back(std::move(range.value()));
         }
-        m_out.value.outbound_allow = std::move(ranges);
+        out = std::move(ranges);
+    }
+
+    void outbound_allow(std::string_view key, toml::node const& node)
+    {
+        read_ranges(key, node, m_out.value.outbound_allow);
+    }
+
+    void trusted_proxies(std::string_view key, toml::node const& node)
+    {
+        read_ranges(key, node, m_out.value.trusted_proxies);
     }
 
     // A base above the cap would make the first retry wait longer than any
@@ -273,6 +284,7 @@ ConfigReader::Key const ConfigReader::k_keys[] = {
     { "log_format", &ConfigReader::log_format },
     { "sandbox", &ConfigReader::sandbox },
     { "outbound_allow", &ConfigReader::outbound_allow },
+    { "trusted_proxies", &ConfigReader::trusted_proxies },
 };
 
 std::vector<std::string_view> ConfigReader::key_names()

@@ -47,6 +47,10 @@ struct Config {
     // Ranges the outbound policy lets workers connect to although they are
     // refused by default (loopback, private, ...): common/outbound_policy.h.
     std::vector<AddressRange> outbound_allow;
+    // Fronts whose word on the client is believed: a connection from one
+    // may begin with a PROXY header, a request from one may carry
+    // X-Forwarded-For (posta-server(8), "Behind a front").
+    std::vector<AddressRange> trusted_proxies;
 };
 
 // Parses config text; `file` is used in diagnostics only. Unknown keys, wrong

@@ -130,6 +130,30 @@ bool AddressRange::contains(Bytes const& address) const
     return (address[whole] & mask) == network[whole];
 }
 
+bool AddressRange::contains(sockaddr const* address, socklen_t length) const
+{
+    // Not normalise(): an IPv4-mapped address is the mapped form already,
+    // and the other IPv4-carrying forms are other peers.
+    if (address && address->sa_family == AF_INET && length >= sizeof(sockaddr_in)) {
+        uint8_t v4[4];
+        std::memcpy(v4, &reinterpret_cast<sockaddr_in const*>(address)->sin_addr, 4);
+        return contains(mapped(v4));
+    }
+    if (address && address->sa_family == AF_INET6 && length >= sizeof(sockaddr_in6)) {
+        Bytes v6;
+        std::memcpy(v6.data(), &reinterpret_cast<sockaddr_in6 const*>(address)->sin6_addr, 16);
+        return contains(v6);
+    }
+    return false;
+}
+
+bool any_range_contains(std::vector<AddressRange> const& ranges, sockaddr const* address, socklen_t length)
+{
+    return std::any_of(ranges.begin(), ranges.end(), [&](AddressRange const& range) {
+        return range.contains(address, length);
+    });
+}
+
 Result<AddressRange> parse_address_range(std::string_view text)
 {
     auto fail = [&](std::string why) {

@@ -29,7 +29,14 @@ struct AddressRange {
     std::string text;    // as written, for messages
 
     bool contains(std::array<uint8_t, 16> const& address) const;
+    // The same for a socket address; false for one that is not IPv4 or
+    // IPv6. An IPv4-mapped IPv6 address is its IPv4 address; no other
+    // IPv4-carrying form is converted (a range names the peer as it is).
+    bool contains(sockaddr const* address, socklen_t length) const;
 };
+
+// Whether any of `ranges` contains `address` (trusted_proxies).
+bool any_range_contains(std::vector<AddressRange> const& ranges, sockaddr const* address, socklen_t length);
 
 // Parses "ADDRESS/PREFIX" or "ADDRESS"; bits set past the prefix are an
 // error (a typo more often than not). The detail says what would do.

@@ -11,6 +11,8 @@ std::string Policy::serialize() const
         out += "allow " + pattern + "\n";
     for (auto const& pattern : acl.deny)
         out += "deny " + pattern + "\n";
+    for (auto const& range : trusted_proxies)
+        out += "trust " + range.text + "\n";
     return out;
 }
 
@@ -38,6 +40,11 @@ Result<Policy> Policy::deserialize(std::string_view text)
             out.acl.allow.emplace_back(value);
         } else if (key == "deny") {
             out.acl.deny.emplace_back(value);
+        } else if (key == "trust") {
+            auto range = parse_address_range(value);
+            if (!range)
+                return range.error();
+            out.trusted_proxies.push_back(std::move(range.value()));
         } else {
             return Error::message("policy", "unknown key");
         }

@@ -52,8 +52,14 @@ struct Request {
     std::string query;          // after '?', undecoded, without the '?'
     Headers headers;
     std::string body;           // the whole body, de-chunked, at most max_body_bytes
-    std::string client_address; // "203.0.113.7:51234", for logs
+    // The client: the connection's peer, or the client a trusted proxy
+    // names (a PROXY header's, or X-Forwarded-For's: http/forwarded.h).
+    std::string client_address; // "203.0.113.7:51234" or "203.0.113.7 via 127.0.0.1:40000", for logs
     std::string client_host;    // "203.0.113.7", for rate limits
+    // The client's connection was TLS: this worker's own, or one a trusted
+    // front took (ClientOrigin::secure_at_front). A plain request for an
+    // https identity is redirected (worker/https_redirect.h).
+    bool secure = false;
     int http_major = 1;
     int http_minor = 1;
     bool keep_alive = true;     // the client allows another request on this connection

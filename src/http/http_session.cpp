@@ -23,6 +23,7 @@
 #include "http_session.h"
 
 #include "common/log.h"
+#include "http/forwarded.h"
 #include "http/head_check.h"
 #include "http/router.h"
 #include "http/tcp_transport.h"
@@ -84,6 +85,7 @@ Result<HttpSession*> HttpSession::create(SessionContext& context, UniqueFd fd, s
         session->m_transport = std::move(transport);
         opened = raw->open(fd, prefix); // ciphertext: OpenSSL's, not the parser's
         prefix.clear();
+        session->m_tls = true;
     } else {
         auto transport = std::make_unique<TcpTransport>(context.loop, context.read_buffer, events);
         auto* raw = transport.get();
@@ -409,6 +411,15 @@ void HttpSession::on_head_complete()
     Request& request = m_parser.request();
     request.client_address = m_peer;
     request.client_host = m_peer_host;
+    if (m_context.trusted_proxies) {
+        ClientOrigin origin = client_origin(m_peer_host, request.headers, *m_context.trusted_proxies);
+        if (!origin.forwarded_host.empty()) {
+            request.client_address = origin.forwarded_host + " via " + m_peer;
+            request.client_host = std::move(origin.forwarded_host);
+        }
+        request.secure = origin.secure_at_front;
+    }
+    request.secure = request.secure || m_tls;
     m_head_request = request.is_head();
     m_keep_alive = request.keep_alive;
     m_http_minor = request.http_minor;

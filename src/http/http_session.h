@@ -8,6 +8,7 @@
 #pragma once
 
 #include "common/duration.h"
+#include "common/outbound_policy.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "http/http_message.h"
@@ -36,6 +37,9 @@ struct SessionContext {
     uv_loop_t* loop = nullptr;
     Router const* router = nullptr;
     std::string host_key; // this identity's; a request for any other host gets 421
+    // The fronts whose X-Forwarded-For and X-Forwarded-Proto are believed
+    // (http/forwarded.h); kept up to date by the worker across reloads.
+    std::vector<AddressRange> const* trusted_proxies = nullptr;
     size_t max_head_bytes = 16384;
     size_t max_body_bytes = 1048576;
     Duration head_timeout = std::chrono::seconds(10);
@@ -138,6 +142,7 @@ private:
     RequestParser m_parser;
     int m_open_handles = 2; // the transport and the timer
     bool m_notify_closed = true; // false when create() failed
+    bool m_tls = false;          // the transport is TlsTransport
 
     Phase m_phase = Phase::Idle;
     uint64_t m_created_at = 0; // loop time; the first request's head is due head_timeout after it

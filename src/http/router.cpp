@@ -37,6 +37,12 @@ std::vector<Router::Route const*> Router::match(std::string_view path) const
 
 void Router::dispatch(Request request, Responder responder) const
 {
+    if (m_gate) {
+        if (auto answer = m_gate(request)) {
+            responder.respond(std::move(*answer));
+            return;
+        }
+    }
     auto routes = match(request.path);
     if (routes.empty()) {
         responder.respond(Response::error(404, "not_found", "no such resource: " + request.path));

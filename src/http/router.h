@@ -8,6 +8,7 @@
 #include "http/responder.h"
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,9 @@ namespace posta {
 // A handler owns its Request and must answer through the Responder exactly
 // once, now or later; it must not throw (a throw is answered with 500).
 using Handler = std::function<void(Request, Responder)>;
+// Looks at every request before the routes do; an answer it gives is the
+// request's, and no route sees it. It answers at once and must not throw.
+using Gate = std::function<std::optional<Response>(Request const&)>;
 
 class Router {
 public:
@@ -26,6 +30,8 @@ public:
     // Matches every path that starts with `prefix`; exact routes win over
     // prefixes, and a longer prefix over a shorter one.
     void add_prefix(std::string method, std::string prefix, Handler);
+    // At most one gate; a later call replaces it.
+    void set_gate(Gate gate) { m_gate = std::move(gate); }
 
     // Answers an unknown path with 404 not_found and a known path with
     // another method with 405 and Allow.
@@ -42,6 +48,7 @@ private:
     std::vector<Route const*> match(std::string_view path) const;
 
     std::vector<Route> m_routes;
+    Gate m_gate;
 };
 
 }

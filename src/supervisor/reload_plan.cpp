@@ -9,6 +9,7 @@ ConfigReload plan_config_reload(Config const& running, Config const& loaded)
     out.config.max_head_bytes = loaded.max_head_bytes;
     out.config.log_level = loaded.log_level;
     out.config.log_format = loaded.log_format;
+    out.config.trusted_proxies = loaded.trusted_proxies;
 
     auto check = [&](char const* key, bool same) {
         if (!same)

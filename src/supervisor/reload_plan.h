@@ -13,10 +13,12 @@
 namespace posta {
 
 // The config keys SIGHUP applies at once: those only the supervisor's
-// intake (accepting and peeking heads) and its log read. Every other key is
+// intake (accepting, PROXY headers, peeking heads), its log and the policy
+// it sends every worker read. Every other key is
 // fixed at start, because a worker, a listener or the control socket was
 // set up from it; posta-server(8) lists both.
-inline constexpr char const* reloadable_config_keys[] = { "head_timeout", "max_head_bytes", "log_level", "log_format" };
+inline constexpr char const* reloadable_config_keys[] = { "head_timeout", "max_head_bytes", "log_level", "log_format",
+    "trusted_proxies" };
 inline constexpr char const* restart_config_keys[] = { "state_dir", "control_socket", "shutdown_timeout", "max_body_bytes",
     "max_pending", "worker_open_files", "delivery_retry_base", "delivery_retry_max", "delivery_give_up", "sandbox" };
 

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 #include <algorithm>
+#include <optional>
 #include <csignal>
 #include <cstring>
 #include <sys/resource.h>
@@ -71,7 +72,7 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(ServeOptions options)
         return Error::message("acl", join_errors(acl));
 
     log::configure(config.value.log_level, config.value.log_format);
-    Policy policy { std::move(acl.value), options.rate_per_minute };
+    Policy policy { std::move(acl.value), options.rate_per_minute, config.value.trusted_proxies };
     std::unique_ptr<Supervisor> self(
         new Supervisor(std::move(options), std::move(manifest.value), std::move(config.value), std::move(policy)));
     if (int rc = uv_loop_init(&self->m_loop); rc < 0)
@@ -253,21 +254,92 @@ void Supervisor::on_listener_readable(int listen_fd)
     }
 }
 
+namespace {
+
+// What a new connection sent so far, peeked into `buffer`; nullopt when it
+// closed or failed before sending anything (nothing to answer).
+std::optional<std::string_view> peek(int fd, std::vector<char>& buffer)
+{
+    ssize_t n = ::recv(fd, buffer.data(), buffer.size(), MSG_PEEK);
+    if (n == 0)
+        return std::nullopt;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        return std::nullopt;
+    return std::string_view(buffer.data(), n > 0 ? static_cast<size_t>(n) : 0);
+}
+
+// Takes exactly `length` bytes off `fd`, which has them (they were peeked).
+bool consume(int fd, size_t length)
+{
+    char sink[max_proxy_header_bytes];
+    while (length > 0) {
+        size_t part = std::min(length, sizeof sink);
+        if (::recv(fd, sink, part, 0) != static_cast<ssize_t>(part))
+            return false; // the kernel gave less than it showed: a broken socket
+        length -= part;
+    }
+    return true;
+}
+
+// A PROXY header refused: 400 on plain HTTP; on TLS nothing is said (as to
+// anything that is not a ClientHello), the connection just closes.
+void refuse_proxy_header(UniqueFd fd, ConnectionKind kind)
+{
+    if (kind == ConnectionKind::Plain)
+        reply_and_close(std::move(fd), Reply::BadRequest);
+}
+
+}
+
 void Supervisor::on_accept(UniqueFd fd, SocketAddress const& peer, ConnectionKind kind)
 {
-    // Fast path: with TCP_DEFER_ACCEPT the head (or ClientHello) is usually
-    // all there. Peek it, route it, pass the untouched socket: the worker
-    // reads the request itself. The one allocation is the host key's
-    // string, and only for a key longer than std::string's inline capacity
-    // (15 bytes).
     Intake& intake = *m_intake;
-    ssize_t n = ::recv(fd.get(), intake.peek_buffer.data(), intake.peek_buffer.size(), MSG_PEEK);
-    if (n == 0)
-        return; // closed before sending anything
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+    auto peeked = peek(fd.get(), intake.peek_buffer);
+    if (!peeked)
         return;
+    uint64_t deadline_ms = uv_now(&m_loop) + intake.head_timeout_ms;
 
-    std::string_view peeked(intake.peek_buffer.data(), n > 0 ? static_cast<size_t>(n) : 0);
+    // A trusted front may say first whose connection this is. Only the
+    // header leaves the socket: what follows (a head, a ClientHello) stays
+    // as the client sent it.
+    if (any_range_contains(intake.trusted_proxies, peer.get(), peer.length)) {
+        ProxyHeader header = read_proxy_header(*peeked);
+        switch (header.state) {
+        case ProxyHeader::State::Absent:
+            break;
+        case ProxyHeader::State::NeedMore:
+            wait_for(std::move(fd), peer, kind, Pending::Awaiting::ProxyHeader, *peeked, deadline_ms);
+            return;
+        case ProxyHeader::State::Malformed:
+            log::warn("%s: bad PROXY header from a trusted proxy: %s", format_address(peer.get(), peer.length).c_str(),
+                header.error);
+            refuse_proxy_header(std::move(fd), kind);
+            return;
+        case ProxyHeader::State::Complete:
+            if (!consume(fd.get(), header.length))
+                return;
+            take_head(std::move(fd), header.source.value_or(peer), kind, peeked->substr(header.length), deadline_ms);
+            return;
+        }
+    } else if (has_proxy_signature(*peeked)) {
+        // A stranger must not choose the address it is limited and logged by.
+        log::debug("%s: PROXY header from an address not in trusted_proxies; refused",
+            format_address(peer.get(), peer.length).c_str());
+        refuse_proxy_header(std::move(fd), kind);
+        return;
+    }
+    take_head(std::move(fd), peer, kind, *peeked, deadline_ms);
+}
+
+void Supervisor::take_head(UniqueFd fd, SocketAddress const& peer, ConnectionKind kind, std::string_view peeked,
+    uint64_t deadline_ms)
+{
+    // Fast path: with TCP_DEFER_ACCEPT the head (or ClientHello) is usually
+    // all there. Parse the peeked bytes, route, pass the untouched socket:
+    // the worker reads the request itself. The one allocation is the host
+    // key's string, and only for a key longer than std::string's inline
+    // capacity (15 bytes).
+    Intake& intake = *m_intake;
     if (kind == ConnectionKind::Tls) {
         ClientHelloPeek hello = read_client_hello(peeked, intake.max_head_bytes);
         if (hello.state != ClientHelloPeek::State::NeedMore) {
@@ -282,19 +354,26 @@ void Supervisor::on_accept(UniqueFd fd, SocketAddress const& peer, ConnectionKin
             return;
         }
     }
+    wait_for(std::move(fd), peer, kind, Pending::Awaiting::Head, peeked, deadline_ms);
+}
 
+void Supervisor::wait_for(UniqueFd fd, SocketAddress const& peer, ConnectionKind kind, Pending::Awaiting awaiting,
+    std::string_view peeked, uint64_t deadline_ms)
+{
     // Slow path: take what came off the socket (so it stops being readable)
-    // and wait for the rest without spinning.
-    auto pending = std::make_unique<Pending>(intake.max_head_bytes);
+    // and wait for the rest without spinning. Of a PROXY header that is
+    // still incomplete, every byte so far is the header's.
+    auto pending = std::make_unique<Pending>(m_intake->max_head_bytes);
+    pending->awaiting = awaiting;
     pending->peer = peer;
     pending->kind = kind;
     pending->owner = this;
     pending->buffer.resize(peeked.size());
     if (!peeked.empty()) {
         ssize_t got = ::recv(fd.get(), pending->buffer.data(), pending->buffer.size(), 0);
-        if (got != n)
+        if (got != static_cast<ssize_t>(peeked.size()))
             return; // the kernel gave less than it showed: a broken socket
-        if (kind == ConnectionKind::Plain)
+        if (awaiting == Pending::Awaiting::Head && kind == ConnectionKind::Plain)
             pending->head.feed(pending->buffer);
     }
     auto poll = make_poll(&m_loop, fd.get(), pending.get());
@@ -304,7 +383,7 @@ void Supervisor::on_accept(UniqueFd fd, SocketAddress const& peer, ConnectionKin
     }
     pending->fd = std::move(fd);
     pending->poll = std::move(poll.value());
-    pending->deadline_ms = uv_now(&m_loop) + intake.head_timeout_ms;
+    pending->deadline_ms = deadline_ms;
     uv_poll_start(pending->poll.get(), UV_READABLE, [](uv_poll_t* handle, int, int) noexcept {
         if (auto* p = static_cast<Pending*>(handle->data))
             guard_callback("head read", [&] { p->owner->on_pending_readable(*p); });
@@ -316,8 +395,64 @@ void Supervisor::on_accept(UniqueFd fd, SocketAddress const& peer, ConnectionKin
         arm_head_timer();
 }
 
+void Supervisor::on_pending_proxy_header(Pending& pending)
+{
+    // Peek, so that no byte past the header leaves the socket; take off
+    // what belongs to it, so that the socket stops being readable.
+    std::vector<char>& scratch = m_intake->peek_buffer;
+    size_t have = pending.buffer.size();
+    size_t room = std::min(max_proxy_header_bytes - have, scratch.size());
+    ssize_t n = ::recv(pending.fd.get(), scratch.data(), room, MSG_PEEK);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        drop_pending(pending); // the front went away
+        return;
+    }
+    pending.buffer.append(scratch.data(), static_cast<size_t>(n));
+    ProxyHeader header = read_proxy_header(pending.buffer);
+    switch (header.state) {
+    case ProxyHeader::State::NeedMore:
+        if (!consume(pending.fd.get(), static_cast<size_t>(n)))
+            drop_pending(pending);
+        return;
+    case ProxyHeader::State::Absent:
+        // A head that began like a header: what was taken off the socket
+        // is its beginning, the rest is read as any slow head is.
+        pending.buffer.resize(have);
+        pending.awaiting = Pending::Awaiting::Head;
+        on_pending_bytes(pending, 0);
+        return;
+    case ProxyHeader::State::Malformed: {
+        log::warn("%s: bad PROXY header from a trusted proxy: %s",
+            format_address(pending.peer.get(), pending.peer.length).c_str(), header.error);
+        UniqueFd fd = std::move(pending.fd);
+        pending.poll.close();
+        refuse_proxy_header(std::move(fd), pending.kind);
+        drop_pending(pending);
+        return;
+    }
+    case ProxyHeader::State::Complete:
+        if (!consume(pending.fd.get(), header.length - have)) {
+            drop_pending(pending);
+            return;
+        }
+        // The same connection now waits for its head, under the same
+        // deadline; the poll stays, and fires again for bytes already there.
+        if (header.source)
+            pending.peer = *header.source;
+        pending.buffer.clear();
+        pending.awaiting = Pending::Awaiting::Head;
+        return;
+    }
+}
+
 void Supervisor::on_pending_readable(Pending& pending)
 {
+    if (pending.awaiting == Pending::Awaiting::ProxyHeader) {
+        on_pending_proxy_header(pending);
+        return;
+    }
     // Read into the shared peek buffer and keep only what arrived: a client
     // trickling one byte at a time costs one small copy per byte. The bound
     // is the one this connection was accepted under (HeadPeek says TooLarge
@@ -334,6 +469,14 @@ void Supervisor::on_pending_readable(Pending& pending)
         return;
     }
     pending.buffer.append(scratch.data(), static_cast<size_t>(n));
+    on_pending_bytes(pending, have);
+}
+
+// Parses what a pending connection's buffer gained from `have` on and, once
+// its head or ClientHello is settled, routes or answers it. Runs in the
+// connection's own poll callback.
+void Supervisor::on_pending_bytes(Pending& pending, size_t have)
+{
     // A ClientHello is reread from its start (it is small and the reader
     // keeps nothing); a head is parsed on from where it stopped.
     ClientHelloPeek hello;
@@ -692,6 +835,7 @@ void Supervisor::reload()
     // within one call, and each pending head carries its own bound.
     m_intake = std::make_unique<Intake>(m_config);
     m_policy.acl = std::move(acl.value);
+    m_policy.trusted_proxies = m_config.trusted_proxies;
     log::configure(m_config.log_level, m_config.log_format);
     apply_manifest(manifest.value);
     // Unchanged workers keep running; they follow the new ACL at once.

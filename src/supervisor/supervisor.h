@@ -20,6 +20,7 @@
 #include "supervisor/control_server.h"
 #include "supervisor/head_peek.h"
 #include "supervisor/listener.h"
+#include "supervisor/proxy_header.h"
 #include "supervisor/reply.h"
 #include "supervisor/systemd.h"
 #include "supervisor/worker_process.h"
@@ -55,11 +56,13 @@ public:
 
 private:
     // What accepts and peeks, built from one config and replaced whole by a
-    // reload: the bounds, the fast path's peek buffer and parser. Nothing
-    // else reads these config values, so no buffer outlives its bound.
+    // reload: the bounds, the fronts trusted to send PROXY headers, the fast
+    // path's peek buffer and parser. Nothing else reads these config values,
+    // so no buffer outlives its bound.
     struct Intake {
         size_t max_head_bytes;
         uint64_t head_timeout_ms;
+        std::vector<AddressRange> trusted_proxies;
         // One peek buffer for every new connection: the fast path reads no
         // head into a buffer of its own.
         std::vector<char> peek_buffer;
@@ -68,22 +71,29 @@ private:
         explicit Intake(Config const& config)
             : max_head_bytes(config.max_head_bytes)
             , head_timeout_ms(static_cast<uint64_t>(config.head_timeout.count()))
+            , trusted_proxies(config.trusted_proxies)
             , peek_buffer(config.max_head_bytes)
             , fast_head(config.max_head_bytes)
         {
         }
     };
 
-    // A connection whose head (or ClientHello) did not arrive in one piece:
-    // the bytes read so far are kept here and go to the worker with the fd.
-    // It keeps the bounds of the intake that accepted it, whatever a reload
-    // does later.
+    // A connection whose PROXY header, head or ClientHello did not arrive in
+    // one piece: the bytes read so far are kept here (a head's and a
+    // ClientHello's go to the worker with the fd). It keeps the bounds of
+    // the intake that accepted it, whatever a reload does later, and one
+    // deadline for header and head together.
     struct Pending {
+        enum class Awaiting { ProxyHeader, Head };
+        Awaiting awaiting = Awaiting::Head;
         UniqueFd fd;
-        SocketAddress peer;
+        SocketAddress peer; // the client's: the front's word once its PROXY header came
         ConnectionKind kind = ConnectionKind::Plain;
-        std::string buffer; // never longer than head.max_head_bytes()
-        HeadPeek head;      // Plain only; on TLS the buffer is reread whole
+        // ProxyHeader: the header's bytes so far (fewer than
+        // max_proxy_header_bytes); Head: the head's or ClientHello's, never
+        // longer than head.max_head_bytes()
+        std::string buffer;
+        HeadPeek head; // Plain only; on TLS the buffer is reread whole
         uint64_t deadline_ms = 0;
         UvHandle<uv_poll_t> poll; // declared after fd: closed before it
         Supervisor* owner = nullptr;
@@ -103,7 +113,13 @@ private:
 
     void on_listener_readable(int listen_fd);
     void on_accept(UniqueFd fd, SocketAddress const& peer, ConnectionKind);
+    void take_head(UniqueFd fd, SocketAddress const& peer, ConnectionKind, std::string_view peeked,
+        uint64_t deadline_ms);
+    void wait_for(UniqueFd fd, SocketAddress const& peer, ConnectionKind, Pending::Awaiting, std::string_view peeked,
+        uint64_t deadline_ms);
     void on_pending_readable(Pending&);
+    void on_pending_proxy_header(Pending&);
+    void on_pending_bytes(Pending&, size_t have);
     void on_head_timer();
     void arm_head_timer();
     void drop_pending(Pending&);

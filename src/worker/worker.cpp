@@ -22,6 +22,7 @@
 #include "http/http_client.h"
 #include "http/http_session.h"
 #include "worker/event_sink.h"
+#include "worker/https_redirect.h"
 #include "worker/identity_dir.h"
 #include "worker/identity_document.h"
 #include "worker/inbox.h"
@@ -320,8 +321,18 @@ Result<void> Worker::start_serving()
     m_outbox = std::make_unique<OutboxLoop>(&m_loop, *m_store, *m_peers, *m_http, *m_keys, *m_sink, std::move(outbox));
     m_outbox->wake(); // resume what a previous run left queued
 
+    // A plain request for an https identity is redirected, or is an ACME
+    // client's challenge; the routes see only what came over TLS.
+    if (auto url = parse_identity_url(identity.url); url && url->scheme == "https") {
+        m_router.set_gate([redirect = HttpsRedirect(url->canonical,
+                               m_setup.config.state_dir + "/" + identity.slug + "/acme-challenge")](
+                              Request const& request) { return redirect.answer(request); });
+    }
+
     m_context.loop = &m_loop;
     m_context.router = &m_router;
+    // The member, not a copy: Policy messages replace its value in place.
+    m_context.trusted_proxies = &m_setup.policy.trusted_proxies;
     m_context.host_key = identity.host_key;
     if (m_context.host_key.empty()) {
         // A manifest entry always has it; derive it for hand-made setups.
@@ -449,8 +460,9 @@ void Worker::on_channel_event(int status, int events)
                 return;
             }
             m_setup.policy = std::move(policy.value());
-            log::info("policy updated: %u deliveries per minute, %zu allow and %zu deny patterns",
-                m_setup.policy.rate_per_minute, m_setup.policy.acl.allow.size(), m_setup.policy.acl.deny.size());
+            log::info("policy updated: %u deliveries per minute, %zu allow and %zu deny patterns, %zu trusted proxies",
+                m_setup.policy.rate_per_minute, m_setup.policy.acl.allow.size(), m_setup.policy.acl.deny.size(),
+                m_setup.policy.trusted_proxies.size());
             // A Policy message is how a reload reaches a kept worker: new
             // certificate files take effect for new connections now.
             load_tls("on reload");

@@ -40,6 +40,7 @@ void check_defaults(Config const& c)
     CHECK(c.log_level == log::Level::Info);
     CHECK(c.log_format == log::Format::Text);
     CHECK(c.outbound_allow.empty());
+    CHECK(c.trusted_proxies.empty());
 }
 
 }
@@ -78,6 +79,7 @@ delivery_give_up    = "3d"
 log_level           = "debug"
 log_format          = "json"
 outbound_allow      = ["127.0.0.0/8", "::1"]
+trusted_proxies     = ["127.0.0.1/32"]
 )");
     REQUIRE(parsed.ok());
     Config const& c = parsed.value;
@@ -100,6 +102,8 @@ outbound_allow      = ["127.0.0.0/8", "::1"]
     REQUIRE(c.outbound_allow.size() == 2);
     CHECK(c.outbound_allow[0].text == "127.0.0.0/8");
     CHECK(c.outbound_allow[1].prefix == 128);
+    REQUIRE(c.trusted_proxies.size() == 1);
+    CHECK(c.trusted_proxies[0].text == "127.0.0.1/32");
 }
 
 TEST_CASE("a key that is not set keeps its default")
@@ -227,6 +231,16 @@ TEST_CASE("outbound_allow must be a list of networks, each bad entry reported at
     CHECK(has_error(parsed, 3, { "\"127.0.0.1/8\"", "first address" }));
     CHECK(has_error(parsed, 4, { "\"localhost\"", "not an IPv4 or IPv6" }));
     CHECK(has_error(parsed, 5, { "outbound_allow entry", "must be a string" }));
+}
+
+TEST_CASE("trusted_proxies is read like outbound_allow, errors at their lines")
+{
+    auto parsed = parse("trusted_proxies = \"127.0.0.1\"\n");
+    CHECK(has_error(parsed, 1, { "trusted_proxies", "list of networks" }));
+
+    parsed = parse("trusted_proxies = [\n  \"::1\",\n  \"front.local\",\n]\n");
+    CHECK(parsed.errors.size() == 1);
+    CHECK(has_error(parsed, 3, { "trusted_proxies entry \"front.local\"", "not an IPv4 or IPv6" }));
 }
 
 TEST_CASE("every error of a config is collected, not just the first")

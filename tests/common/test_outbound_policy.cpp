@@ -156,3 +156,20 @@ TEST_CASE("address ranges parse with or without a prefix and refuse what is not 
     CHECK(parse_address_range("localhost").error().detail.find("not an IPv4 or IPv6") != std::string::npos);
     CHECK(parse_address_range("[::1]").error().detail.find("no brackets") != std::string::npos);
 }
+
+TEST_CASE("a range contains a socket address of its family, an IPv4-mapped one as its IPv4 address")
+{
+    auto trusted = ranges({ "127.0.0.1/32", "fd00::/8" });
+    auto in = [&](std::string const& literal) {
+        SocketAddress a = address(literal);
+        return any_range_contains(trusted, a.get(), a.length);
+    };
+    CHECK(in("127.0.0.1"));
+    CHECK(in("::ffff:127.0.0.1"));
+    CHECK(in("fd12::1"));
+    CHECK_FALSE(in("127.0.0.2"));
+    CHECK_FALSE(in("::1"));
+    CHECK_FALSE(in("::127.0.0.1"));        // IPv4-compatible: another peer
+    CHECK_FALSE(in("64:ff9b::127.0.0.1")); // NAT64: another peer
+    CHECK_FALSE(any_range_contains({}, address("127.0.0.1").get(), address("127.0.0.1").length));
+}
