@@ -2,12 +2,14 @@
 // the workers); `check` validates the operator's files without serving;
 // `token` issues an owner API token for one identity.
 #include "common/acl.h"
+#include "common/address.h"
 #include "common/config.h"
 #include "common/host_key.h"
 #include "common/log.h"
 #include "common/manifest.h"
 #include "posta_version.h"
 #include "cli/status_command.h"
+#include "supervisor/listener.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/systemd.h"
 #include "protocol/api_token.h"
@@ -16,6 +18,10 @@
 #include "worker/tls_certificate.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <optional>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -30,7 +36,47 @@ namespace {
 
 constexpr char const* default_manifest = "/etc/posta/identities.toml";
 
-int run_check(std::string const& manifest_path, std::string const& config_path, std::string const& acl_path)
+// The port of a --listen value; nullopt for one serve would refuse anyway.
+std::optional<uint16_t> listen_port(std::string_view text)
+{
+    auto listen = parse_listen_address(text);
+    if (!listen)
+        return std::nullopt;
+    auto const& storage = listen->address.storage;
+    if (storage.ss_family == AF_INET6)
+        return ntohs(reinterpret_cast<sockaddr_in6 const*>(&storage)->sin6_port);
+    return ntohs(reinterpret_cast<sockaddr_in const*>(&storage)->sin_port);
+}
+
+// Warns, on stderr, of each identity whose URL's port no listener has: its
+// clients cannot reach it unless a front forwards that port, and with no
+// trusted proxy configured none is expected. A warning, not an error: the
+// port may be forwarded by a NAT rule check cannot see.
+void warn_unreachable_ports(Manifest const& manifest, Config const& config, std::vector<std::string> const& listen)
+{
+    if (!config.trusted_proxies.empty())
+        return;
+    std::vector<uint16_t> ports;
+    for (auto const& text : listen) {
+        if (auto port = listen_port(text))
+            ports.push_back(*port);
+    }
+    for (auto const& identity : manifest.identities) {
+        auto url = parse_identity_url(identity.url);
+        if (!url || std::find(ports.begin(), ports.end(), url->port) != ports.end())
+            continue;
+        std::string listening;
+        for (auto port : ports)
+            listening += (listening.empty() ? "" : ", ") + std::to_string(port);
+        std::fprintf(stderr, "warning: %s: its URL %s has port %u, but the listeners have %s and no trusted_proxies "
+            "is set; listen on port %u (--listen), or set trusted_proxies for the front that forwards it\n",
+            identity.slug.c_str(), identity.url.c_str(), static_cast<unsigned>(url->port),
+            listening.empty() ? "no port" : ("port " + listening).c_str(), static_cast<unsigned>(url->port));
+    }
+}
+
+int run_check(std::string const& manifest_path, std::string const& config_path, std::string const& acl_path,
+    std::vector<std::string> const& listen)
 {
     size_t errors = 0;
     auto print = [&](Diagnostics const& diagnostics) {
@@ -40,8 +86,9 @@ int run_check(std::string const& manifest_path, std::string const& config_path, 
         }
     };
     auto manifest = load_manifest(manifest_path);
+    auto config = load_config(config_path);
     print(manifest.errors);
-    print(load_config(config_path).errors);
+    print(config.errors);
     print(load_acl(acl_path).errors);
     if (errors > 0) {
         std::fprintf(stderr, "check: %zu error%s\n", errors, errors == 1 ? "" : "s");
@@ -49,7 +96,7 @@ int run_check(std::string const& manifest_path, std::string const& config_path, 
     }
     // A missing or broken certificate is a warning, not an error: the
     // daemon serves everything else, and this identity's plain HTTP.
-    std::string state_dir = load_config(config_path).value.state_dir;
+    std::string const& state_dir = config.value.state_dir;
     for (auto const& identity : manifest.value.identities) {
         auto url = parse_identity_url(identity.url);
         if (!url || url->scheme != "https")
@@ -58,6 +105,7 @@ int run_check(std::string const& manifest_path, std::string const& config_path, 
             std::fprintf(stderr, "warning: %s: no usable TLS certificate: %s\n", identity.slug.c_str(),
                 loaded.error().text().c_str());
     }
+    warn_unreachable_ports(manifest.value, config.value, listen);
     std::printf("%s: ok, %zu identit%s\n", manifest_path.c_str(), manifest.value.identities.size(),
         manifest.value.identities.size() == 1 ? "y" : "ies");
     return 0;
@@ -180,10 +228,13 @@ int main(int argc, char** argv)
     std::string check_manifest = default_manifest;
     std::string check_config;
     std::string check_acl;
+    std::vector<std::string> check_listen = serve.listen;
     auto* check_cmd = app.add_subcommand("check", "Validate the manifest, config and ACL; print every error");
     check_cmd->add_option("--manifest", check_manifest, "The identities manifest (TOML)")->capture_default_str();
     check_cmd->add_option("--config", check_config, "Daemon settings (TOML)");
     check_cmd->add_option("--acl", check_acl, "Sender allow/deny list (TOML)");
+    check_cmd->add_option("--listen", check_listen, "The listeners serve will have, to check each identity's port")
+        ->capture_default_str();
 
     std::string status_config;
     bool status_json = false;
@@ -205,7 +256,7 @@ int main(int argc, char** argv)
 
     serve.activated = std::move(activated);
     if (check_cmd->parsed())
-        return run_check(check_manifest, check_config, check_acl);
+        return run_check(check_manifest, check_config, check_acl, check_listen);
     if (token_cmd->parsed())
         return run_token(token_slug, token_manifest, token_config);
     if (status_cmd->parsed()) {

@@ -11,8 +11,9 @@ import json
 import os
 import socket
 import struct
+import subprocess
 
-from posta import Daemon, read_until_close, status_of, test, main, wait_read_by_server
+from posta import BINARY, Daemon, read_until_close, status_of, test, main, wait_read_by_server
 
 ARNE = {"slug": "arne", "url": "http://arne.local:8080", "name": "Arne"}
 TRUSTED = {"trusted_proxies": ["127.0.0.1/32"]}
@@ -178,6 +179,7 @@ def trusted_proxies_follows_sighup():
 # ---- plain HTTP for an https identity ----
 
 SECURE = {"slug": "arne", "url": "https://arne.local:8443", "name": "Arne"}
+MARCUS_ON_8080 = {"slug": "marcus", "url": "http://marcus.local:8080", "name": "Marcus"}
 TOKEN = "Xy_9-aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789ab"
 
 
@@ -240,6 +242,30 @@ def a_traversal_or_symlink_token_is_refused():
         os.symlink(outside, challenge_dir(d))
         r = d.request("arne.local", path=f"/.well-known/acme-challenge/{TOKEN}")
         assert r.status == 404, r
+
+
+def check(d, *listen):
+    args = [BINARY, "check", "--manifest", d.manifest, "--config", d.config_path]
+    for value in listen:
+        args += ["--listen", value]
+    return subprocess.run(args, capture_output=True, text=True, timeout=30)
+
+
+@test
+def check_warns_of_an_identity_port_no_listener_has_unless_a_proxy_is_trusted():
+    d = Daemon([SECURE, MARCUS_ON_8080], autostart=False)
+    with d:
+        r = check(d)  # the default listener, 127.0.0.1:8080
+        assert r.returncode == 0, r
+        warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+        assert len(warnings) == 1, r.stderr
+        assert "arne: its URL https://arne.local:8443 has port 8443" in warnings[0], warnings
+        assert "--listen" in warnings[0] and "trusted_proxies" in warnings[0], warnings
+        r = check(d, "127.0.0.1:8080", "https://[::1]:8443")
+        assert r.returncode == 0 and "warning" not in r.stderr, r
+        d.write_config(TRUSTED)
+        r = check(d, "127.0.0.1:8080")
+        assert r.returncode == 0 and "warning" not in r.stderr, r
 
 
 if __name__ == "__main__":
