@@ -9,6 +9,7 @@ packages=(
   libcli11-dev doctest-dev nlohmann-json3-dev libcurl4-openssl-dev libseccomp-dev libssl-dev
   openssl   # tests/e2e/test_tls.py makes its CA and certificates with it
   curl procps
+  haproxy   # tests/e2e/test_proxy.py: a real front sending PROXY v2
   clang libclang-rt-14-dev llvm   # fuzz/: libFuzzer, clang's sanitizers, readable stacks
 )
 

@@ -1,8 +1,10 @@
 """Behind fronts: PROXY protocol v1 and v2 headers and X-Forwarded-For from a
 trusted proxy give the daemon the real client (its rate-limit bucket, its log
 lines), the same from any other address do not; trusted_proxies follows
-SIGHUP. And a plain-HTTP request for an https identity: 308 to its https URL,
-or its ACME challenge file, never a file outside that folder.
+SIGHUP; Debian's haproxy with send-proxy-v2 in front does it for real. A
+plain-HTTP request for an https identity: 308 to its https URL, or its ACME
+challenge file, never a file outside that folder. `check` warns of an
+identity port no listener has.
 
 The trusted proxy is 127.0.0.1; an untrusted client connects from 127.0.0.2.
 The clients a header claims are other loopback addresses: data, never
@@ -10,10 +12,12 @@ connected to."""
 import json
 import os
 import socket
+import shutil
 import struct
 import subprocess
 
-from posta import BINARY, Daemon, read_until_close, status_of, test, main, wait_read_by_server
+from posta import (BINARY, Daemon, die_with_parent, read_until_close, status_of, test, main, wait_for,
+                   wait_read_by_server)
 
 ARNE = {"slug": "arne", "url": "http://arne.local:8080", "name": "Arne"}
 TRUSTED = {"trusted_proxies": ["127.0.0.1/32"]}
@@ -242,6 +246,70 @@ def a_traversal_or_symlink_token_is_refused():
         os.symlink(outside, challenge_dir(d))
         r = d.request("arne.local", path=f"/.well-known/acme-challenge/{TOKEN}")
         assert r.status == 404, r
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Haproxy:
+    """Debian's haproxy in the foreground, in mode http, sending every
+    connection to `backend_port` with send-proxy-v2."""
+
+    def __init__(self, directory, backend_port):
+        self.port = free_port()
+        self.config = os.path.join(directory, "haproxy.cfg")
+        with open(self.config, "w") as f:
+            f.write(f"""global
+    maxconn 100
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend posta_plain
+    bind 127.0.0.1:{self.port}
+    default_backend posta
+backend posta
+    http-reuse never
+    server posta 127.0.0.1:{backend_port} send-proxy-v2
+""")
+        self.proc = subprocess.Popen([shutil.which("haproxy") or "haproxy", "-db", "-f", self.config],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, preexec_fn=die_with_parent)
+        def listening():
+            assert self.proc.poll() is None, f"haproxy exited: {self.proc.stdout.read()}"
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_for(listening, what="haproxy to listen")
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+@test
+def haproxy_with_send_proxy_v2_brings_the_real_client_to_buckets_and_logs():
+    with Daemon([ARNE], config=TRUSTED, args=RATE) as d:
+        front = Haproxy(d.dir, d.port)
+        try:
+            def through_front(source):
+                with socket.create_connection(("127.0.0.1", front.port), timeout=10, source_address=(source, 0)) as s:
+                    s.sendall(delivery())
+                    raw = read_until_close(s)
+                assert status_of(raw) != 400 or error_of(raw) != "bad_request", raw
+                return status_of(raw)
+            assert [through_front("127.0.0.2") for _ in range(3)] == [400, 400, 429]
+            assert through_front("127.0.0.3") == 400, "the second client shares the first's bucket"
+            d.wait_log(r"arne\[\d+\]: inbox: 400 \S+ for 127\.0\.0\.2:\d+")
+            d.wait_log(r"arne\[\d+\]: inbox: 400 \S+ for 127\.0\.0\.3:\d+")
+        finally:
+            front.close()
 
 
 def check(d, *listen):
