@@ -323,8 +323,8 @@ Result<void> Worker::start_serving()
 
     // A plain request for an https identity is redirected, or is an ACME
     // client's challenge; the routes see only what came over TLS.
-    if (auto url = parse_identity_url(identity.url); url && url->scheme == "https") {
-        m_router.set_gate([redirect = HttpsRedirect(url->canonical,
+    if (!m_tls_host.empty()) {
+        m_router.set_gate([redirect = HttpsRedirect(identity.url, // canonical, as every manifest URL
                                m_setup.config.state_dir + "/" + identity.slug + "/acme-challenge")](
                               Request const& request) { return redirect.answer(request); });
     }
