@@ -1,13 +1,13 @@
 #include "https_redirect.h"
 
 #include "common/log.h"
+#include "common/read_into.h"
 #include "common/unique_fd.h"
 
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 namespace posta {
 
@@ -37,16 +37,8 @@ std::optional<std::string> read_challenge(std::string const& dir, std::string_vi
     if (::fstat(file.get(), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > static_cast<off_t>(max_challenge_bytes))
         return std::nullopt;
     std::string out(static_cast<size_t>(st.st_size), '\0');
-    size_t have = 0;
-    while (have < out.size()) {
-        ssize_t n = ::read(file.get(), out.data() + have, out.size() - have);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        have += static_cast<size_t>(n);
-    }
-    out.resize(have);
+    if (!read_into(file.get(), out, name))
+        return std::nullopt;
     return out;
 }
 

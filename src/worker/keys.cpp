@@ -6,6 +6,7 @@
 
 #include "protocol/base64url.h"
 #include "common/log.h"
+#include "common/read_into.h"
 #include "common/unique_fd.h"
 #include "protocol/timestamp.h"
 
@@ -136,20 +137,10 @@ Result<Keys> Keys::load(int fd, std::string const& path)
         return keys_error(path, "is too large to be a keys.json" + restore_hint());
 
     std::string text(static_cast<size_t>(st.st_size), '\0');
-    size_t have = 0;
-    while (have < text.size()) {
-        ssize_t n = ::read(fd, text.data() + have, text.size() - have);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            wipe(text);
-            return Error::from_errno("read", path);
-        }
-        if (n == 0)
-            break;
-        have += static_cast<size_t>(n);
+    if (auto read = read_into(fd, text, path); !read) {
+        wipe(text);
+        return read.error();
     }
-    text.resize(have);
 
     auto doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
     wipe(text);

@@ -1,5 +1,6 @@
 #include "tls_certificate.h"
 
+#include "common/read_into.h"
 #include "common/unique_fd.h"
 #include "http/openssl_error.h"
 
@@ -98,16 +99,11 @@ Result<void> use_private_key(SSL_CTX* ctx, std::string const& path, std::string 
         return Error::message("TLS key", "is too large to be a PEM private key" + fix_hint(identity_dir), path);
 
     std::string text(static_cast<size_t>(st.st_size), '\0');
-    size_t have = 0;
-    while (have < text.size()) {
-        ssize_t n = ::read(fd.get(), text.data() + have, text.size() - have);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        have += static_cast<size_t>(n);
+    if (auto read = read_into(fd.get(), text, path); !read) {
+        OPENSSL_cleanse(text.data(), text.size());
+        return read.error();
     }
-    BIO* bio = BIO_new_mem_buf(text.data(), static_cast<int>(have));
+    BIO* bio = BIO_new_mem_buf(text.data(), static_cast<int>(text.size()));
     // No passphrase: a daemon has nobody to ask (OpenSSL's default would
     // prompt on a terminal), so an encrypted key fails to load.
     pem_password_cb* no_passphrase = [](char*, int, int, void*) noexcept { return 0; };
