@@ -500,8 +500,8 @@ void Worker::credit_taken()
 }
 
 // Whether `message`'s connection is to be served: it has its fd, and its
-// client address is under max_connections_per_address (counted from here
-// on). Otherwise it is dropped or refused here, with a throttled warning.
+// client address is under max_connections_per_address or a trusted proxy
+// (counted from here on). Otherwise it is dropped or refused here, with a throttled warning.
 bool Worker::admit(ChannelMessage& message)
 {
     auto const* peer = reinterpret_cast<sockaddr const*>(&message.peer);
@@ -513,8 +513,11 @@ bool Worker::admit(ChannelMessage& message)
             + " connections); raise worker_open_files if this load is legitimate");
         return false;
     }
+    // A trusted proxy is many clients on one address (an HTTP front's
+    // upstream connections): counted, never capped.
     size_t& from_host = m_sessions_per_address[format_host(peer, message.peer_len)];
-    if (from_host >= m_setup.config.max_connections_per_address) {
+    if (from_host >= m_setup.config.max_connections_per_address
+        && !any_range_contains(m_setup.policy.trusted_proxies, peer, message.peer_len)) {
         m_refused_log->log(address + ": connection refused: " + std::to_string(from_host)
             + " connections from this address are open already (max_connections_per_address); raise it if "
               "many legitimate clients share one address");

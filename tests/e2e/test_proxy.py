@@ -145,6 +145,27 @@ def from_an_untrusted_address_proxy_headers_are_refused_and_x_forwarded_for_igno
 
 
 @test
+def a_trusted_proxy_is_not_capped_by_max_connections_per_address():
+    """An HTTP front brings many clients over one address; a stranger's
+    second connection is still refused."""
+    def held_open(source):
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10, source_address=(source, 0))
+        s.sendall(b"GET /.well-known/posta HTTP/1.1\r\nHost: arne.local\r\n\r\n")
+        assert status_of(s.recv(65536)) == 200  # taken by the worker, and kept alive
+        return s
+
+    with Daemon([ARNE], config=dict(TRUSTED, max_connections_per_address=1)) as d:
+        held = [held_open("127.0.0.1"), held_open(UNTRUSTED_SOURCE)]
+        try:
+            again = b"GET /.well-known/posta HTTP/1.1\r\nHost: arne.local\r\nConnection: close\r\n\r\n"
+            assert status_of(exchange(d, again)) == 200
+            assert status_of(exchange(d, again, source=UNTRUSTED_SOURCE)) == 429
+        finally:
+            for s in held:
+                s.close()
+
+
+@test
 def a_proxy_header_split_across_writes_is_read_whole_and_only_it():
     with Daemon([ARNE], config=TRUSTED, args=RATE) as d:
         header = v1("127.0.0.61")
