@@ -1,5 +1,5 @@
-// posta-server: the command line. `serve` runs the supervisor (which forks
-// the workers); `check` validates the operator's files without serving;
+// posta-server: the command line. `serve` runs the supervisor (which spawns
+// the workers: this binary again, in an internal mode, common/worker_start.h); `check` validates the operator's files without serving;
 // `token` issues an owner API token for one identity.
 #include "common/acl.h"
 #include "common/address.h"
@@ -7,6 +7,8 @@
 #include "common/host_key.h"
 #include "common/log.h"
 #include "common/manifest.h"
+#include "common/process_title.h"
+#include "common/worker_start.h"
 #include "posta_version.h"
 #include "cli/status_command.h"
 #include "supervisor/listener.h"
@@ -16,6 +18,7 @@
 #include "worker/identity_dir.h"
 #include "worker/store.h"
 #include "worker/tls_certificate.h"
+#include "worker/worker_template.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -190,6 +193,7 @@ int run_token(std::string const& slug, std::string const& manifest_path, std::st
 int run_serve(ServeOptions options)
 {
     log::set_role("supervisor");
+    set_process_title("posta-server: supervisor", "posta-server");
     auto supervisor = Supervisor::create(std::move(options));
     if (!supervisor) {
         // Config and manifest errors come one per line, each with file:line.
@@ -203,6 +207,12 @@ int run_serve(ServeOptions options)
 
 int main(int argc, char** argv)
 {
+    init_process_title(argc, argv);
+    // The worker template spawned by the supervisor; nothing else takes
+    // this path.
+    if (argc == 2 && std::string_view(argv[1]) == template_mode_arg)
+        return run_worker_template();
+
     // Before anything opens a file: the fds systemd passed are 3 and up.
     auto activated = systemd::take_listen_fds();
 

@@ -28,14 +28,16 @@ Result<void> send_header_only(int channel, MessageType type, uint32_t count = 0)
     return {};
 }
 
-// A message without an fd whose prefix carries text: Policy, TlsStatus.
-Result<void> send_text(int channel, MessageType type, std::string_view serialized)
+// A message without an fd whose prefix carries text: Policy, TlsStatus,
+// Start, Forked.
+Result<void> send_text(int channel, MessageType type, std::string_view serialized, uint32_t count = 0)
 {
     if (serialized.size() > max_channel_prefix)
         return Error::message("send", "message too large for the channel");
     WireHeader header {};
     header.type = type;
     header.prefix_len = static_cast<uint32_t>(serialized.size());
+    header.count = count;
     iovec iov[2] = {
         { &header, sizeof header },
         { const_cast<char*>(serialized.data()), serialized.size() },
@@ -48,24 +50,16 @@ Result<void> send_text(int channel, MessageType type, std::string_view serialize
     return {};
 }
 
-}
-
-Result<std::pair<UniqueFd, UniqueFd>> make_channel()
-{
-    int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
-        return Error::from_errno("socketpair", "worker channel");
-    return std::pair { UniqueFd(fds[0]), UniqueFd(fds[1]) };
-}
-
-Result<void> send_connection(int channel, int conn_fd, sockaddr const* peer, socklen_t peer_len,
-    std::string_view prefix, ConnectionKind kind)
+// A message that passes one fd (SCM_RIGHTS) with an optional address and
+// prefix: Connection, Fork.
+Result<void> send_with_fd(int channel, MessageType type, int fd, sockaddr const* peer, socklen_t peer_len,
+    std::string_view prefix, ConnectionKind kind = ConnectionKind::Plain)
 {
     if (prefix.size() > max_channel_prefix || peer_len > sizeof(sockaddr_storage))
-        return Error::message("send_connection", "prefix or address too large");
+        return Error::message("send", "prefix or address too large for the channel");
 
     WireHeader header {};
-    header.type = MessageType::Connection;
+    header.type = type;
     header.prefix_len = static_cast<uint32_t>(prefix.size());
     header.peer_len = peer_len;
     header.kind = kind;
@@ -86,11 +80,42 @@ Result<void> send_connection(int channel, int conn_fd, sockaddr const* peer, soc
     cmsg->cmsg_level = SOL_SOCKET;
     cmsg->cmsg_type = SCM_RIGHTS;
     cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cmsg), &conn_fd, sizeof(int));
+    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
 
     if (::sendmsg(channel, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         return Error::from_errno("sendmsg", "worker channel");
     return {};
+}
+
+}
+
+Result<std::pair<UniqueFd, UniqueFd>> make_channel()
+{
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
+        return Error::from_errno("socketpair", "worker channel");
+    return std::pair { UniqueFd(fds[0]), UniqueFd(fds[1]) };
+}
+
+Result<void> send_connection(int channel, int conn_fd, sockaddr const* peer, socklen_t peer_len,
+    std::string_view prefix, ConnectionKind kind)
+{
+    return send_with_fd(channel, MessageType::Connection, conn_fd, peer, peer_len, prefix, kind);
+}
+
+Result<void> send_fork(int channel, int worker_channel, std::string_view slug)
+{
+    return send_with_fd(channel, MessageType::Fork, worker_channel, nullptr, 0, slug);
+}
+
+Result<void> send_forked(int channel, pid_t pid, std::string_view why)
+{
+    return send_text(channel, MessageType::Forked, why.substr(0, 1024), static_cast<uint32_t>(pid));
+}
+
+Result<void> send_start(int channel, std::string_view serialized)
+{
+    return send_text(channel, MessageType::Start, serialized);
 }
 
 Result<void> send_policy(int channel, std::string_view serialized)
@@ -167,6 +192,11 @@ Result<std::optional<ChannelMessage>> receive_message(int channel)
     message.type = header.type;
     message.prefix.assign(scratch, prefix_len);
     switch (header.type) {
+    case MessageType::Fork:
+        if (received_count != 1)
+            return Error::message("recvmsg", "fork message without exactly one fd", "template channel");
+        message.fd = std::move(received[0]);
+        break;
     case MessageType::Connection:
         if (received_count != 1 && !fd_lost)
             return Error::message("recvmsg", "connection message without exactly one fd", "worker channel");
@@ -179,8 +209,10 @@ Result<std::optional<ChannelMessage>> receive_message(int channel)
         break;
     case MessageType::Policy:
     case MessageType::TlsStatus:
+    case MessageType::Start:
     case MessageType::Ready:
     case MessageType::Taken:
+    case MessageType::Forked:
         if (received_count != 0)
             return Error::message("recvmsg", "unexpected fd", "worker channel");
         message.count = header.count;

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <utility>
 
 namespace posta {
@@ -24,6 +25,9 @@ enum class MessageType : uint32_t {
     Policy = 4,     // supervisor -> worker: the ACL and rate limit, after a reload
                     // (the worker also rereads its TLS certificate then)
     TlsStatus = 5,  // worker -> supervisor: whether its TLS certificate is usable
+    Start = 6,      // supervisor -> worker, first: identity, config, policy (WorkerStart)
+    Fork = 7,       // supervisor -> template: fork a worker for slug `prefix` on channel `fd`
+    Forked = 8,     // template -> supervisor: the new worker's pid is `count` (0: failed, why in `prefix`)
     Closed = 100,   // not on the wire: the other end closed the channel
 };
 
@@ -40,7 +44,8 @@ inline constexpr size_t max_channel_prefix = 64 * 1024;
 
 struct ChannelMessage {
     MessageType type {};
-    // Connection: the client socket, close-on-exec; invalid when the
+    // Connection: the client socket, close-on-exec; Fork: the new worker's
+    // end of its channel. Connection: invalid when the
     // receiver had no file descriptor left for it (RLIMIT_NOFILE), in which
     // case the kernel closed the connection.
     UniqueFd fd;
@@ -48,8 +53,10 @@ struct ChannelMessage {
     socklen_t peer_len = 0;
     std::string prefix; // Connection: request bytes already read off the socket;
                         // Policy: the serialized Policy; TlsStatus: the
-                        // problem, empty when the certificate is in use
-    uint32_t count = 0; // Taken: how many connections
+                        // problem, empty when the certificate is in use;
+                        // Start: the serialized WorkerStart; Fork: the slug;
+                        // Forked: why the fork failed
+    uint32_t count = 0; // Taken: how many connections; Forked: the pid
     ConnectionKind kind = ConnectionKind::Plain; // Connection
 };
 
@@ -71,9 +78,17 @@ Result<void> send_policy(int channel, std::string_view serialized);
 // certificate, or "" once it has one in use.
 Result<void> send_tls_status(int channel, std::string_view problem);
 
+// Sends a worker its WorkerStart::serialize(), the first message it reads.
+Result<void> send_start(int channel, std::string_view serialized);
+
 // Credits connections back to the supervisor, which lets at most
 // max_pending connections wait in a worker's channel.
 Result<void> send_taken(int channel, uint32_t count);
+
+// The worker template's requests (worker_template.h): fork a worker for
+// `slug` whose channel end is `worker_channel`, and the answer.
+Result<void> send_fork(int channel, int worker_channel, std::string_view slug);
+Result<void> send_forked(int channel, pid_t pid, std::string_view why = {});
 
 // Receives one message. nullopt: nothing is waiting (EAGAIN). A message of
 // type Closed: the peer closed its end. A malformed message is an error (a

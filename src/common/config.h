@@ -1,5 +1,6 @@
 // The daemon config file (--config, TOML, every key optional). Read by the
-// supervisor at start and on SIGHUP; workers get a copy when forked.
+// supervisor at start and on SIGHUP; workers get a copy in their start
+// message (worker_start.h).
 // ARCHITECTURE.md, "Config file", lists the keys and defaults.
 #pragma once
 

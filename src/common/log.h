@@ -17,7 +17,7 @@ enum class Format { Text, Json };
 Result<Level> parse_level(std::string_view);
 Result<Format> parse_format(std::string_view);
 
-// Set once at start and again in a forked worker (role becomes the slug).
+// Set once at start; in a worker the role is its slug.
 void configure(Level, Format);
 void set_role(std::string role);
 

@@ -1,9 +1,9 @@
 // Policy: the daemon-wide rules every worker applies — the sender ACL
 // (--acl) and the rate limit (--rate-per-minute) of its inbox, and the
-// fronts whose X-Forwarded-For it believes (trusted_proxies). The supervisor hands
-// it to a worker at fork and sends it again over the channel after each
-// successful reload, so unchanged workers follow the new rules without a
-// restart.
+// fronts whose X-Forwarded-For it believes (trusted_proxies). The supervisor
+// hands it to a worker in its start message and sends it again over the
+// channel after each successful reload, so unchanged workers follow the new
+// rules without a restart.
 #pragma once
 
 #include "common/acl.h"

@@ -81,4 +81,15 @@ inline Result<UvHandle<uv_poll_t>> make_poll(uv_loop_t* loop, int fd, void* data
     return UvHandle<uv_poll_t>::adopt(poll);
 }
 
+inline Result<UvHandle<uv_signal_t>> make_signal(uv_loop_t* loop, void* data)
+{
+    auto* signal = new uv_signal_t {};
+    if (int rc = uv_signal_init(loop, signal); rc < 0) {
+        delete signal;
+        return uv_error(rc, "uv_signal_init");
+    }
+    signal->data = data;
+    return UvHandle<uv_signal_t>::adopt(signal);
+}
+
 }

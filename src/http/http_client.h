@@ -109,9 +109,8 @@ public:
     // curl_global_init for the whole process (later calls return the first
     // outcome), and a check that this libcurl can serve us: 7.87 or later,
     // with an asynchronous resolver and TLS. The worker calls it at start,
-    // after the fork and before it serves, so a bad libcurl stops it with a
-    // clear message; the supervisor never touches curl, so no curl or OpenSSL
-    // state crosses fork(). create() calls it too.
+    // before it serves, so a bad libcurl stops it with a clear message; the
+    // supervisor never touches curl. create() calls it too.
     static Result<void> init_global();
 
     // A client on `loop`, sending "User-Agent: posta-server/<version>".

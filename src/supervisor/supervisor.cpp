@@ -11,6 +11,7 @@
 #include <optional>
 #include <csignal>
 #include <cstring>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -78,8 +79,17 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(ServeOptions options)
     if (int rc = uv_loop_init(&self->m_loop); rc < 0)
         return uv_error(rc, "uv_loop_init");
     self->m_loop_open = true;
+    // Forks every worker: an image of the very binary the supervisor runs,
+    // even after an upgrade replaced the file on disk (the kernel keeps the
+    // running one), so supervisor and workers always speak one channel
+    // protocol; an upgrade takes effect when the daemon restarts.
+    self->m_template = std::make_unique<TemplateProcess>(&self->m_loop, "/proc/self/exe");
 
     raise_fd_limit();
+    // Workers are forked by the template and handed to us when their middle
+    // process exits (template_process.h): we reap them like our children.
+    if (::prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        return Error::from_errno("prctl", "PR_SET_CHILD_SUBREAPER");
     if (auto ok = self->open_signals(); !ok)
         return ok.error();
     if (auto ok = self->bind_listeners(); !ok)
@@ -104,6 +114,7 @@ Supervisor::~Supervisor()
     m_head_timer.close();
     m_workers.clear();
     m_draining.clear();
+    m_template.reset();
     if (m_loop_open) {
         uv_run(&m_loop, UV_RUN_DEFAULT);
         uv_loop_close(&m_loop);
@@ -113,8 +124,9 @@ Supervisor::~Supervisor()
 Result<void> Supervisor::open_signals()
 {
     // Signals arrive through a signalfd read by the loop, not through
-    // handlers: nothing runs in signal context, and a forked worker inherits
-    // no signal machinery of ours (it unblocks these in the child).
+    // handlers: nothing runs in signal context, and the worker template and
+    // its workers inherit only the mask (a worker unblocks what its loop
+    // handles).
     sigset_t set;
     sigemptyset(&set);
     for (int sig : { SIGHUP, SIGTERM, SIGINT, SIGCHLD })
@@ -170,7 +182,7 @@ Result<void> Supervisor::bind_listeners()
 
 std::unique_ptr<WorkerProcess> Supervisor::make_worker(IdentityEntry const& entry)
 {
-    return std::make_unique<WorkerProcess>(&m_loop, entry, m_config, m_policy,
+    return std::make_unique<WorkerProcess>(&m_loop, *m_template, entry, m_config, m_policy,
         [this](WorkerProcess&) { tell_systemd_when_ready(); });
 }
 
@@ -706,18 +718,31 @@ void Supervisor::reap_children()
         pid_t pid = ::waitpid(-1, &status, WNOHANG);
         if (pid <= 0)
             return;
-        WorkerProcess* found = nullptr;
-        for (auto& [slug, worker] : m_workers)
-            if (worker->pid() == pid)
-                found = worker.get();
-        for (auto& worker : m_draining)
-            if (worker->pid() == pid)
-                found = worker.get();
+        if (m_template->on_reaped(pid))
+            continue;
+        // A worker can be reaped only after the template answered its
+        // fork: an unknown pid may be in an answer not read yet.
+        WorkerProcess* found = find_worker(pid);
+        if (!found) {
+            m_template->collect_answers();
+            found = find_worker(pid);
+        }
         if (found)
             found->on_reaped(status);
         else
-            log::warn("reaped unknown child %d", pid);
+            log::debug("reaped child %d of no identity (a worker whose identity was gone before it was forked)", pid);
     }
+}
+
+WorkerProcess* Supervisor::find_worker(pid_t pid) const
+{
+    for (auto const& [slug, worker] : m_workers)
+        if (worker->pid() == pid)
+            return worker.get();
+    for (auto const& worker : m_draining)
+        if (worker->pid() == pid)
+            return worker.get();
+    return nullptr;
 }
 
 void Supervisor::sweep_exited()
@@ -730,6 +755,7 @@ void Supervisor::sweep_exited()
             worker->start();
     if (m_stopping && m_draining.empty() && m_workers.empty()) {
         // Every worker is gone: close what keeps the loop alive.
+        m_template->close();
         m_signal_poll.close();
         m_accept_pause_timer.close();
         m_head_timer.close();

@@ -23,6 +23,7 @@
 #include "supervisor/proxy_header.h"
 #include "supervisor/reply.h"
 #include "supervisor/systemd.h"
+#include "supervisor/template_process.h"
 #include "supervisor/worker_process.h"
 
 #include <list>
@@ -141,6 +142,7 @@ private:
     void tell_systemd_when_ready();
     std::string status_json() const;
     std::unique_ptr<WorkerProcess> make_worker(IdentityEntry const&);
+    WorkerProcess* find_worker(pid_t) const;
     bool files_held(std::string const& slug) const;
     void start_or_wait(WorkerProcess&);
 
@@ -161,6 +163,9 @@ private:
     UniqueFd m_signal_fd;
     UvHandle<uv_poll_t> m_signal_poll;
 
+    // Forks every worker (made with the loop; declared before the workers,
+    // which refer to it).
+    std::unique_ptr<TemplateProcess> m_template;
     // The worker of every identity in the manifest, by slug, and the routing
     // table by host key. Both change only together, inside apply_manifest(),
     // which runs to completion between two connections: routing is atomic.

@@ -2,12 +2,11 @@
 
 #include "common/channel.h"
 #include "common/log.h"
+#include "common/worker_start.h"
 #include "supervisor/reply.h"
-#include "worker/worker.h"
 
 #include <csignal>
 #include <cstring>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,49 +18,12 @@ constexpr std::chrono::milliseconds backoff_first { 1000 };
 constexpr std::chrono::milliseconds backoff_cap { 60000 };
 // A worker that stayed ready this long has earned a fresh backoff.
 constexpr uint64_t healthy_uptime_ms = 60000;
-// The worker's channel is always this fd in the child.
-constexpr int child_channel_fd = 3;
 // How long a connection may wait in the supervisor for a worker that has
 // max_pending connections it has not taken yet. A healthy worker takes a
 // burst within milliseconds; a stopped one gets its clients a 503 this soon.
 constexpr uint64_t max_wait_ms = 1000;
 // How many connections may wait so, as a multiple of max_pending.
 constexpr size_t max_waiting_factor = 16;
-
-// Runs in the forked child: leave nothing of the supervisor behind but the
-// worker's own channel, then become the worker. Never returns.
-[[noreturn]] void become_worker(
-    IdentityEntry const& identity, Config const& config, Policy const& policy, int channel, pid_t parent)
-{
-    // The channel moves to fd 3; every other descriptor of the supervisor
-    // (listeners, other workers' channels, signalfd, the loop's epoll fd)
-    // is closed, so a worker holds only what is its own.
-    if (channel != child_channel_fd) {
-        if (::dup3(channel, child_channel_fd, O_CLOEXEC) < 0)
-            _exit(static_cast<int>(WorkerExit::Fatal));
-    }
-    ::close_range(child_channel_fd + 1, ~0U, 0);
-
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int sig : { SIGTERM, SIGINT, SIGCHLD })
-        ::signal(sig, SIG_DFL);
-    // `pkill -HUP posta-server` must reload the supervisor, not kill workers.
-    ::signal(SIGHUP, SIG_IGN);
-
-    // If the supervisor dies, so does the worker — even after kill -9.
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != parent)
-        _exit(0);
-
-    std::string title = "posta:" + identity.slug;
-    title.resize(std::min<size_t>(title.size(), 15));
-    ::prctl(PR_SET_NAME, title.c_str());
-
-    int code = run_worker(WorkerSetup { identity, config, UniqueFd(child_channel_fd), policy });
-    _exit(code);
-}
 
 std::string describe_exit(int wait_status)
 {
@@ -76,9 +38,10 @@ std::string describe_exit(int wait_status)
 
 }
 
-WorkerProcess::WorkerProcess(
-    uv_loop_t* loop, IdentityEntry identity, Config const& config, Policy policy, StateObserver observer)
+WorkerProcess::WorkerProcess(uv_loop_t* loop, TemplateProcess& forker, IdentityEntry identity, Config const& config,
+    Policy policy, StateObserver observer)
     : m_loop(loop)
+    , m_template(forker)
     , m_identity(std::move(identity))
     , m_config(config)
     , m_policy(std::move(policy))
@@ -111,33 +74,55 @@ void WorkerProcess::spawn()
         return;
     }
     auto [ours, theirs] = std::move(channel.value());
-
-    pid_t parent = ::getpid();
-    pid_t pid = ::fork();
-    if (pid < 0) {
-        log::error("%s: cannot start worker: fork: %s", m_identity.slug.c_str(), std::strerror(errno));
+    auto poll = make_poll(m_loop, ours.get(), this);
+    if (!poll) {
+        log::error("%s: cannot start worker: %s", m_identity.slug.c_str(), poll.error().text().c_str());
         schedule_restart(m_backoff);
         return;
     }
-    if (pid == 0)
-        become_worker(m_identity, m_config, m_policy, theirs.release(), parent);
-
-    m_pid = pid;
+    // The channel is new and empty, so the start always fits; the worker
+    // reads it once it runs.
+    WorkerStart start { m_identity, m_config, m_policy, ::getpid() };
+    if (auto sent = send_start(ours.get(), start.serialize()); !sent) {
+        log::error("%s: cannot start worker: %s", m_identity.slug.c_str(), sent.error().text().c_str());
+        schedule_restart(m_backoff);
+        return;
+    }
     m_state = State::Starting;
     m_started_at_ms = uv_now(m_loop);
     m_in_flight = 0;
     m_tls_problem.clear(); // the new process says its own
     m_channel = std::move(ours);
-    auto poll = make_poll(m_loop, m_channel.get(), this);
-    if (!poll) {
-        // Without the channel we never hear `ready`; treat it as a failed
-        // start: kill, reap, back off.
-        log::error("%s: %s", m_identity.slug.c_str(), poll.error().text().c_str());
-        ::kill(m_pid, SIGKILL);
-        return;
-    }
     m_channel_poll = std::move(poll.value());
     watch_channel(false);
+    // Last: the answer may come at once (no template could be started).
+    m_forking = true;
+    m_template.fork_worker(m_identity.slug, std::move(theirs),
+        [this, guard = m_lifetime.guard()](Result<pid_t> forked) {
+            if (guard)
+                on_forked(std::move(forked));
+            else if (forked)
+                ::kill(forked.value(), SIGKILL); // nobody supervises it: it must not run
+        });
+}
+
+void WorkerProcess::on_forked(Result<pid_t> forked)
+{
+    m_forking = false;
+    if (!forked) {
+        log::error("%s: cannot start worker: %s", m_identity.slug.c_str(), forked.error().text().c_str());
+        drop_channel();
+        if (m_state == State::Stopping)
+            m_state = State::Exited;
+        else
+            schedule_restart(m_backoff);
+        return;
+    }
+    m_pid = forked.value();
+    if (m_state == State::Stopping) {
+        ::kill(m_pid, SIGTERM); // stop() came while it was being forked
+        return;
+    }
     log::info("%s: worker %d started for %s", m_identity.slug.c_str(), m_pid, m_identity.url.c_str());
 }
 
@@ -157,6 +142,9 @@ void WorkerProcess::watch_channel(bool writable)
 
 void WorkerProcess::on_channel_readable()
 {
+    // The worker speaks only after its pid was answered: learn it first.
+    if (m_forking)
+        m_template.collect_answers();
     for (;;) {
         auto message = receive_message(m_channel.get());
         if (!message) {
@@ -361,7 +349,7 @@ void WorkerProcess::update_policy(Policy policy)
 {
     m_policy = std::move(policy);
     if (!m_channel)
-        return; // the next start gets it at fork
+        return; // the next start gets it in its start message
     // A worker whose channel is full is hung; it gets the policy when it is
     // restarted, and is logged so the operator knows.
     if (auto sent = send_policy(m_channel.get(), m_policy.serialize()); !sent)
@@ -374,12 +362,13 @@ void WorkerProcess::stop()
     if (m_state == State::Stopping || m_state == State::Exited)
         return;
     uv_timer_stop(m_timer.get());
-    if (m_pid <= 0) {
+    if (m_pid <= 0 && !m_forking) {
         m_state = State::Exited;
         return;
     }
     m_state = State::Stopping;
-    ::kill(m_pid, SIGTERM);
+    if (m_pid > 0)
+        ::kill(m_pid, SIGTERM); // else when its pid is answered
     uv_timer_start(m_timer.get(), [](uv_timer_t* timer) noexcept {
         auto* self = static_cast<WorkerProcess*>(timer->data);
         if (!self || self->m_pid <= 0)

@@ -1,17 +1,20 @@
 // WorkerProcess: the supervisor's view of one identity's worker — its pid,
 // its end of the private channel, its state, and its restart schedule. It
-// forks the worker, hears `ready` on the channel, passes connections to it,
+// has the worker template fork the worker (template_process.h) and sends it
+// its start (common/worker_start.h), hears `ready` on the channel, passes connections to it,
 // and restarts it after a crash (ARCHITECTURE.md, "Supervisor").
 #pragma once
 
 #include "common/address.h"
 #include "common/channel.h"
 #include "common/config.h"
+#include "common/lifetime.h"
 #include "common/manifest.h"
 #include "common/policy.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "common/uv_handle.h"
+#include "supervisor/template_process.h"
 
 #include <chrono>
 #include <deque>
@@ -26,7 +29,7 @@ class WorkerProcess {
 public:
     enum class State {
         Waiting,  // created, not started: waits for its predecessor to exit
-        Starting, // forked; keys and database not open yet
+        Starting, // spawned; keys and database not open yet
         Ready,    // serving: connections are passed to it
         Backoff,  // not running; a restart is scheduled
         Stopping, // told to stop (removed or daemon stopping); not restarted
@@ -40,13 +43,14 @@ public:
     // Nothing runs until start(). The owner drops the object once its state
     // is Exited (checked after stop() and after each on_reaped()), never from
     // inside one of its methods.
-    WorkerProcess(uv_loop_t* loop, IdentityEntry identity, Config const& config, Policy policy,
-        StateObserver observer);
+    // `forker` forks the process (it outlives every WorkerProcess).
+    WorkerProcess(uv_loop_t* loop, TemplateProcess& forker, IdentityEntry identity, Config const& config,
+        Policy policy, StateObserver observer);
     ~WorkerProcess();
     WorkerProcess(WorkerProcess const&) = delete;
     WorkerProcess& operator=(WorkerProcess const&) = delete;
 
-    // Forks the worker. On failure the worker goes to Backoff and retries.
+    // Spawns the worker. On failure the worker goes to Backoff and retries.
     void start();
 
     // Takes a routed connection: passes it to the worker now, or lets it
@@ -75,12 +79,13 @@ public:
     // Connections passed but not yet taken by the worker, plus those waiting
     // to be passed.
     size_t pending() const { return m_in_flight + m_waiting.size(); }
-    // Milliseconds since the current process was forked (0 when none runs).
+    // Milliseconds since the current process was spawned (0 when none runs).
     uint64_t uptime_ms() const;
     static char const* state_name(State);
 
 private:
     void spawn();
+    void on_forked(Result<pid_t>);
     void on_channel_readable();
     void schedule_restart(std::chrono::milliseconds delay);
     void drop_channel();
@@ -100,6 +105,7 @@ private:
     };
 
     uv_loop_t* m_loop;
+    TemplateProcess& m_template;
     IdentityEntry m_identity;
     Config m_config;
     Policy m_policy;
@@ -107,6 +113,7 @@ private:
 
     State m_state = State::Waiting;
     pid_t m_pid = -1;
+    bool m_forking = false; // asked the template; the pid is not known yet
     UniqueFd m_channel;
     UvHandle<uv_poll_t> m_channel_poll;
     UvHandle<uv_timer_t> m_timer; // restart backoff, or the SIGKILL deadline
@@ -118,6 +125,7 @@ private:
     std::chrono::milliseconds m_backoff { 1000 };
     unsigned m_restarts = 0;
     std::string m_tls_problem;
+    Lifetime m_lifetime; // the template's answer may come after we are gone
 };
 
 }

@@ -1,6 +1,9 @@
 // The worker process of one identity: start (keys, database), serve the
 // connections the supervisor passes, stop gracefully. Everything runs on one
-// libuv loop that this process creates for itself.
+// libuv loop that this process creates for itself, in a fresh image of the
+// process forked from the worker template (worker_template.h), which never
+// had a loop, traffic or identity: nothing of the supervisor's memory, loop
+// or signal machinery exists here, so libuv is used as in any program.
 //
 // Start: directory, keys.json, inbox.db; any failure is one operator line
 // and exit 3, so the supervisor backs off without taking other identities
@@ -18,6 +21,8 @@
 #include "common/log.h"
 #include "common/log_throttle.h"
 #include "common/outbound_policy.h"
+#include "common/process_title.h"
+#include "common/worker_start.h"
 #include "common/uv_handle.h"
 #include "http/http_client.h"
 #include "http/http_session.h"
@@ -33,7 +38,6 @@
 #include "http/router.h"
 #include "worker/sandbox.h"
 #include "worker/sandbox_probe.h"
-#include "worker/signal_pipe.h"
 #include "worker/sse_hub.h"
 #include "worker/store.h"
 #include "worker/tls_certificate.h"
@@ -43,7 +47,10 @@
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <sodium.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <unordered_map>
 #include <unordered_set>
 #include <uv.h>
@@ -52,6 +59,13 @@
 namespace posta {
 
 namespace {
+
+struct WorkerSetup {
+    IdentityEntry identity;
+    Config config;
+    UniqueFd channel; // the worker's end of its private channel
+    Policy policy;    // replaced by Policy messages after reloads
+};
 
 // Connections taken off the channel per loop turn; the poll stays readable,
 // so the rest follow on the next turn, after other sessions had theirs.
@@ -66,9 +80,8 @@ constexpr Duration repeated_warning_interval = std::chrono::seconds(10);
 
 class Worker {
 public:
-    Worker(WorkerSetup setup, SignalPipe signals)
+    explicit Worker(WorkerSetup setup)
         : m_setup(std::move(setup))
-        , m_signals(std::move(signals))
     {
     }
     Worker(Worker const&) = delete;
@@ -92,7 +105,6 @@ private:
     void on_connection(ChannelMessage message);
     void credit_taken();
     void watch_channel(int events);
-    void on_signals_readable();
     void on_signal(int signum);
     void on_session_closed(HttpSession&);
     void forget_address(std::string const& host);
@@ -104,13 +116,13 @@ private:
     std::vector<HttpSession*> sessions() const { return { m_sessions.begin(), m_sessions.end() }; }
 
     WorkerSetup m_setup;
-    SignalPipe m_signals;
     State m_state = State::Starting;
     WorkerExit m_exit = WorkerExit::Clean;
 
     uv_loop_t m_loop {};
     bool m_loop_open = false;
-    UvHandle<uv_poll_t> m_signal_poll;
+    UvHandle<uv_signal_t> m_sigterm;
+    UvHandle<uv_signal_t> m_sigint;
     UvHandle<uv_poll_t> m_channel_poll;
     int m_channel_events = 0;
     // Connections taken off the channel but not yet credited back with
@@ -156,7 +168,7 @@ private:
 int Worker::run()
 {
     // The loop is ready before the slow part of the start (fsync of a new
-    // keys.json, a migration); a SIGTERM meanwhile waits in the signal pipe.
+    // keys.json, a migration); a SIGTERM meanwhile waits for the loop.
     if (auto opened = open_loop(); !opened) {
         log::error("cannot start: %s", opened.error().text().c_str());
         return static_cast<int>(WorkerExit::Fatal);
@@ -214,16 +226,24 @@ Result<void> Worker::open_loop()
         return uv_error(rc, "uv_loop_init");
     m_loop_open = true;
 
-    auto poll = make_poll(&m_loop, m_signals.fd(), this);
-    if (!poll)
-        return poll.error();
-    m_signal_poll = std::move(poll.value());
-    int rc = uv_poll_start(m_signal_poll.get(), UV_READABLE, [](uv_poll_t* h, int, int) noexcept {
-        if (auto* self = static_cast<Worker*>(h->data))
-            self->on_signals_readable();
-    });
-    if (rc < 0)
-        return uv_error(rc, "uv_poll_start", "signal pipe");
+    for (auto [handle, signum] : { std::pair { &m_sigterm, SIGTERM }, std::pair { &m_sigint, SIGINT } }) {
+        auto made = make_signal(&m_loop, this);
+        if (!made)
+            return made.error();
+        *handle = std::move(made.value());
+        int rc = uv_signal_start(handle->get(), [](uv_signal_t* h, int got) noexcept {
+            if (auto* self = static_cast<Worker*>(h->data))
+                self->on_signal(got);
+        }, signum);
+        if (rc < 0)
+            return uv_error(rc, "uv_signal_start", sigabbrev_np(signum));
+    }
+    // Blocked since the process began (run_worker_process); one that came
+    // meanwhile is delivered now and handled by the loop.
+    sigset_t none;
+    sigemptyset(&none);
+    if (::sigprocmask(SIG_SETMASK, &none, nullptr) < 0)
+        return Error::from_errno("sigprocmask");
     return {};
 }
 
@@ -389,7 +409,8 @@ void Worker::close_loop()
     m_channel_poll.close();
     m_stop_timer.close();
     m_prune_timer.close();
-    m_signal_poll.close();
+    m_sigterm.close();
+    m_sigint.close();
     uv_run(&m_loop, UV_RUN_DEFAULT); // runs the close callbacks
     if (int rc = uv_loop_close(&m_loop); rc != 0)
         log::error("uv_loop_close: %s (a handle was left open)", uv_strerror(rc));
@@ -566,12 +587,6 @@ void Worker::forget_address(std::string const& host)
     }
 }
 
-void Worker::on_signals_readable()
-{
-    for (int signum : m_signals.drain())
-        on_signal(signum);
-}
-
 void Worker::on_signal(int signum)
 {
     if (m_state == State::Stopping) {
@@ -649,37 +664,69 @@ void Worker::maybe_finish_stop()
     m_channel_poll.close();
     m_stop_timer.close();
     m_prune_timer.close();
-    m_signal_poll.close();
+    m_sigterm.close();
+    m_sigint.close();
 }
 
+// The start message is the first thing on the channel; a supervisor that
+// does not send it within this bound is not ours.
+constexpr int start_timeout_ms = 30'000;
+// How long a new worker waits to be handed to the supervisor (a few
+// microseconds normally: the time its middle process takes to exit).
+constexpr int reparent_timeout_ms = 5'000;
+
+Result<WorkerStart> receive_start(int channel)
+{
+    struct stat st {};
+    if (::fstat(channel, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return Error::message("worker mode", "fd 3 is not a channel; this mode is internal to posta-server serve");
+    pollfd p { channel, POLLIN, 0 };
+    int ready = ::poll(&p, 1, start_timeout_ms);
+    if (ready < 0)
+        return Error::from_errno("poll", "worker channel");
+    if (ready == 0)
+        return Error::message("worker mode", "no start message on the channel");
+    auto message = receive_message(channel);
+    if (!message)
+        return message.error();
+    if (!message.value() || message.value()->type != MessageType::Start)
+        return Error::message("worker mode", "the channel's first message is not a start");
+    return WorkerStart::deserialize(message.value()->prefix);
 }
 
+// libsodium and libcurl were initialised by the template (worker_template.h).
 int run_worker(WorkerSetup setup)
 {
-    log::set_role(setup.identity.slug);
     log::configure(setup.config.log_level, setup.config.log_format);
-    // A client that goes away mid-write is an EPIPE to handle, not a signal
-    // that kills every connection of the identity. SIGHUP reloads the
-    // supervisor (`pkill -HUP posta-server`) and must not kill us.
-    ::signal(SIGPIPE, SIG_IGN);
-    ::signal(SIGHUP, SIG_IGN);
-    // First, so that a SIGTERM during a slow start waits for the loop.
-    auto signals = SignalPipe::open({ SIGTERM, SIGINT });
-    if (!signals) {
-        log::error("cannot start: %s", signals.error().text().c_str());
-        return static_cast<int>(WorkerExit::Fatal);
-    }
-    if (sodium_init() < 0) {
-        log::error("cannot start: sodium_init failed (libsodium could not initialise its random source)");
-        return static_cast<int>(WorkerExit::Fatal);
-    }
-    // After the fork: no curl or OpenSSL state is ever shared with the supervisor.
-    if (auto curl = HttpClient::init_global(); !curl) {
-        log::error("cannot start: %s", curl.error().text().c_str());
-        return static_cast<int>(WorkerExit::Fatal);
-    }
-    Worker worker(std::move(setup), std::move(signals.value()));
+    Worker worker(std::move(setup));
     return worker.run();
+}
+
+}
+
+int run_worker_on_channel(std::string const& slug)
+{
+    UniqueFd channel(worker_channel_fd);
+    auto start = receive_start(channel.get());
+    if (!start) {
+        log::error("cannot start: %s", start.error().text().c_str());
+        return static_cast<int>(WorkerExit::Fatal);
+    }
+    if (start->identity.slug != slug) {
+        log::error("cannot start: the start message is for %s", start->identity.slug.c_str());
+        return static_cast<int>(WorkerExit::Fatal);
+    }
+    // The template's middle process exits right after forking us, and we
+    // become the supervisor's child (it is a subreaper); only then can the
+    // supervisor's death be ours too, even after kill -9. A worker whose
+    // supervisor died meanwhile was left to another parent and ends.
+    for (int waited_ms = 0; ::getppid() != start->supervisor && waited_ms < reparent_timeout_ms; ++waited_ms)
+        ::usleep(1000);
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != start->supervisor)
+        return static_cast<int>(WorkerExit::Clean);
+    return run_worker(WorkerSetup { std::move(start->identity), std::move(start->config), std::move(channel),
+        std::move(start->policy) });
 }
 
 }

@@ -1,24 +1,28 @@
-// A real worker: run_worker() in a forked child with a temporary state_dir,
-// its channel from make_channel(), and connections passed to it exactly as
-// the supervisor passes them (fd, client address, consumed prefix). The test
-// speaks HTTP over the client end of each connection.
+// A real worker: forked by a worker template of the posta-server binary
+// ($POSTA_SERVER) as the supervisor has it forked (TemplateProcess, then the
+// start message on its channel) with a temporary state_dir, and connections passed to it
+// exactly as the supervisor passes them (fd, client address, consumed
+// prefix). The test speaks HTTP over the client end of each connection.
 #include "common/channel.h"
 #include "common/config.h"
+#include "common/worker_start.h"
+#include "supervisor/template_process.h"
 #include "test_support.h"
-#include "worker/worker.h"
 
 #include <csignal>
+#include <cstdlib>
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <poll.h>
 #include <sqlite3.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <uv.h>
 
 using namespace posta;
 using namespace posta::test;
@@ -27,9 +31,9 @@ namespace {
 
 std::string const doc_get = "GET /.well-known/posta HTTP/1.1\r\nHost: arne.test:8080\r\n\r\n";
 
-class WorkerProcess {
+class ForkedWorker {
 public:
-    explicit WorkerProcess(std::function<void(Config&, std::string const& identity_dir)> prepare = {})
+    explicit ForkedWorker(std::function<void(Config&, std::string const& identity_dir)> prepare = {})
     {
         m_config.state_dir = m_tmp.path() + "/state";
         m_config.log_level = log::Level::Debug;
@@ -45,27 +49,31 @@ public:
         m_identity.host_key = "arne.test";
         m_log_path = m_tmp.path() + "/worker.log";
 
-        // Like the supervisor, whose loop exists before it forks: libuv's
-        // process-wide state is then inherited by the child.
-        uv_loop_t loop;
-        REQUIRE(uv_loop_init(&loop) == 0);
-        uv_loop_close(&loop);
-
+        char const* exe = std::getenv("POSTA_SERVER");
+        REQUIRE_MESSAGE(exe, "POSTA_SERVER must name the posta-server binary (meson test sets it)");
+        // Like the supervisor, the test adopts the workers its template forks.
+        REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
         auto channel = make_channel();
         REQUIRE(channel.ok());
         auto [ours, theirs] = std::move(channel.value());
-        std::fflush(nullptr);
-        m_pid = ::fork();
-        REQUIRE(m_pid >= 0);
-        if (m_pid == 0)
-            become_worker(theirs.release());
+        m_log.reset(::open(m_log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+        REQUIRE(m_log.valid());
+        REQUIRE(uv_loop_init(&m_loop) == 0);
+        m_template.emplace(&m_loop, exe, m_log.get());
+        std::optional<Result<pid_t>> forked;
+        m_template->fork_worker(m_identity.slug, std::move(theirs), [&](Result<pid_t> answer) { forked = answer; });
+        while (!forked)
+            uv_run(&m_loop, UV_RUN_ONCE);
+        REQUIRE_MESSAGE(forked->ok(), forked->error().text());
+        m_pid = forked->value();
         m_channel = std::move(ours);
-        theirs.reset();
+        auto sent = send_start(m_channel.get(), WorkerStart { m_identity, m_config, {}, ::getpid() }.serialize());
+        REQUIRE_MESSAGE(sent.ok(), sent.error().text());
         m_pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, m_pid, 0)));
         REQUIRE(m_pidfd.valid());
     }
 
-    ~WorkerProcess()
+    ~ForkedWorker()
     {
         // Sanitizer reports of the child go to its log, not to the test's output.
         std::string text = log();
@@ -75,6 +83,12 @@ public:
             ::kill(m_pid, SIGKILL);
             ::waitpid(m_pid, nullptr, 0);
         }
+        pid_t forker = m_template->pid();
+        m_template.reset(); // its channel closes: it exits
+        uv_run(&m_loop, UV_RUN_DEFAULT);
+        uv_loop_close(&m_loop);
+        if (forker > 0)
+            ::waitpid(forker, nullptr, 0);
     }
 
     std::string identity_dir() const { return m_config.state_dir + "/arne"; }
@@ -161,26 +175,13 @@ public:
     }
 
 private:
-    // The child's side, as the supervisor's become_worker() does it: the
-    // channel on fd 3, every other fd closed (stderr aside, which goes to the
-    // log), no blocked signals.
-    [[noreturn]] void become_worker(int channel)
-    {
-        int log = ::open(m_log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        ::dup2(log, STDERR_FILENO);
-        if (channel != 3 && ::dup3(channel, 3, O_CLOEXEC) < 0)
-            _exit(99);
-        ::close_range(4, ~0U, 0);
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        _exit(run_worker(WorkerSetup { m_identity, m_config, UniqueFd(3) }));
-    }
-
     TempDir m_tmp;
     Config m_config;
     IdentityEntry m_identity;
     std::string m_log_path;
+    UniqueFd m_log;
+    uv_loop_t m_loop {};
+    std::optional<TemplateProcess> m_template;
     UniqueFd m_channel;
     pid_t m_pid = -1;
     UniqueFd m_pidfd;
@@ -198,7 +199,7 @@ nlohmann::json error_body(HttpResponse const& r)
 
 TEST_CASE("a worker creates its state, reports ready and serves its identity document")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     std::string dir = worker.identity_dir();
     CHECK(file_mode(dir) == 0700);
@@ -232,13 +233,13 @@ TEST_CASE("a worker reuses its keys across restarts")
     std::string first_key;
     auto use_shared = [&](Config& config, std::string const&) { config.state_dir = shared.path(); };
     {
-        WorkerProcess worker(use_shared);
+        ForkedWorker worker(use_shared);
         REQUIRE(worker.wait_ready());
         first_key = nlohmann::json::parse(read_file(shared.path() + "/arne/keys.json"))["public_key"];
         worker.close_channel();
         CHECK(worker.wait_exit() == 0);
     }
-    WorkerProcess worker(use_shared);
+    ForkedWorker worker(use_shared);
     REQUIRE(worker.wait_ready());
     CHECK(worker.log().find("created") == std::string::npos);
     auto client = worker.connect();
@@ -250,7 +251,7 @@ TEST_CASE("a worker reuses its keys across restarts")
 
 TEST_CASE("every connection taken off the channel is credited back with Taken")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     std::vector<HttpClient> clients;
     for (int i = 0; i < 5; ++i)
@@ -266,7 +267,7 @@ TEST_CASE("every connection taken off the channel is credited back with Taken")
 
 TEST_CASE("bytes the supervisor already read are parsed before the socket")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     SUBCASE("part of the head in the prefix")
     {
@@ -287,7 +288,7 @@ TEST_CASE("bytes the supervisor already read are parsed before the socket")
 
 TEST_CASE("HEAD gets GET's headers and Content-Length and no body")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
     client.send("HEAD /.well-known/posta HTTP/1.1\r\nHost: arne.test\r\n\r\n");
@@ -307,7 +308,7 @@ TEST_CASE("HEAD gets GET's headers and Content-Length and no body")
 
 TEST_CASE("pipelined requests in one write are answered in order")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
     client.send(doc_get + "GET /nope HTTP/1.1\r\nHost: arne.test\r\n\r\n" + doc_get);
@@ -325,7 +326,7 @@ TEST_CASE("pipelined requests in one write are answered in order")
 
 TEST_CASE("a chunked POST to an unknown path gets 404 after its body is consumed")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
     client.send("POST /nope HTTP/1.1\r\nHost: arne.test\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -344,7 +345,7 @@ TEST_CASE("a chunked POST to an unknown path gets 404 after its body is consumed
 
 TEST_CASE("other methods on the identity document get 405 with Allow")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
     client.send("DELETE /.well-known/posta HTTP/1.1\r\nHost: arne.test\r\n\r\n");
@@ -357,7 +358,7 @@ TEST_CASE("other methods on the identity document get 405 with Allow")
 
 TEST_CASE("a request for another identity's host gets 421 and the connection closes")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     SUBCASE("first request")
     {
@@ -403,7 +404,7 @@ TEST_CASE("a request for another identity's host gets 421 and the connection clo
 
 TEST_CASE("HTTP/1.1 without Host gets 400 and the connection closes")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
     client.send("GET /.well-known/posta HTTP/1.1\r\n\r\n");
@@ -417,7 +418,7 @@ TEST_CASE("HTTP/1.1 without Host gets 400 and the connection closes")
 
 TEST_CASE("a malformed request gets 400 and the connection closes")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
     client.send("GET /.well-known/posta HTTP/1.1\r\nHost: arne.test\r\nBad Header\r\n\r\n");
@@ -429,7 +430,7 @@ TEST_CASE("a malformed request gets 400 and the connection closes")
 
 TEST_CASE("a body over max_body_bytes gets 413, never a truncated request")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
     SUBCASE("Content-Length refused before the body is sent")
@@ -455,7 +456,7 @@ TEST_CASE("a body over max_body_bytes gets 413, never a truncated request")
 
 TEST_CASE("a body of exactly max_body_bytes is accepted")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
     client.send("POST /nope HTTP/1.1\r\nHost: arne.test\r\nContent-Length: 1024\r\n\r\n" + std::string(1024, 'x'));
@@ -466,7 +467,7 @@ TEST_CASE("a body of exactly max_body_bytes is accepted")
 
 TEST_CASE("a head over max_head_bytes gets 431")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
     client.send("GET / HTTP/1.1\r\nHost: arne.test\r\nX-Big: " + std::string(5000, 'a') + "\r\n\r\n");
@@ -478,7 +479,7 @@ TEST_CASE("a head over max_head_bytes gets 431")
 
 TEST_CASE("Expect: 100-continue gets 100 Continue when the body is acceptable")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
     SUBCASE("acceptable")
@@ -503,7 +504,7 @@ TEST_CASE("Expect: 100-continue gets 100 Continue when the body is acceptable")
 
 TEST_CASE("HTTP/1.0 closes after the answer unless keep-alive was asked")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     SUBCASE("plain HTTP/1.0, no Host needed")
     {
@@ -541,7 +542,7 @@ TEST_CASE("HTTP/1.0 closes after the answer unless keep-alive was asked")
 
 TEST_CASE("a head that does not complete within head_timeout gets 408")
 {
-    WorkerProcess worker([](Config& config, std::string const&) { config.head_timeout = std::chrono::milliseconds(300); });
+    ForkedWorker worker([](Config& config, std::string const&) { config.head_timeout = std::chrono::milliseconds(300); });
     REQUIRE(worker.wait_ready());
     auto client = worker.connect("GET /.well-known/posta HTTP/1.1\r\nHo");
     auto r = client.read_response(false, 5s);
@@ -553,7 +554,7 @@ TEST_CASE("a head that does not complete within head_timeout gets 408")
 
 TEST_CASE("closing the channel stops the worker: idle connections close and it exits 0")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
     client.send(doc_get);
@@ -566,7 +567,7 @@ TEST_CASE("closing the channel stops the worker: idle connections close and it e
 
 TEST_CASE("SIGTERM lets a request under way finish, with Connection: close, then exits 0")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
     client.send("POST /nope HTTP/1.1\r\nHost: arne.test\r\nContent-Length: 10\r\n\r\nhello");
@@ -585,7 +586,7 @@ TEST_CASE("SIGTERM lets a request under way finish, with Connection: close, then
 
 TEST_CASE("a worker ignores SIGHUP")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     worker.signal(SIGHUP);
     auto client = worker.connect();
@@ -598,7 +599,7 @@ TEST_CASE("a worker ignores SIGHUP")
 
 TEST_CASE("a worker with a keys.json others can read exits 3 with one line naming the file and the fix")
 {
-    WorkerProcess worker([](Config& config, std::string const& dir) {
+    ForkedWorker worker([](Config& config, std::string const& dir) {
         REQUIRE(::mkdir(config.state_dir.c_str(), 0700) == 0);
         REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
         write_file(dir + "/keys.json", "{}", 0644);
@@ -613,7 +614,7 @@ TEST_CASE("a worker with a keys.json others can read exits 3 with one line namin
 
 TEST_CASE("a worker whose inbox.db is newer than the code exits 3")
 {
-    WorkerProcess worker([](Config& config, std::string const& dir) {
+    ForkedWorker worker([](Config& config, std::string const& dir) {
         REQUIRE(::mkdir(config.state_dir.c_str(), 0700) == 0);
         REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
         sqlite3* db = nullptr;
@@ -628,7 +629,7 @@ TEST_CASE("a worker whose inbox.db is newer than the code exits 3")
 
 TEST_CASE("a malformed channel message makes the worker exit 4")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     REQUIRE(::send(worker.channel(), "junk", 4, MSG_NOSIGNAL) == 4);
     CHECK(worker.wait_exit() == 4);
@@ -636,7 +637,7 @@ TEST_CASE("a malformed channel message makes the worker exit 4")
 
 TEST_CASE("a second SIGTERM closes the connections still under way at once")
 {
-    WorkerProcess worker;
+    ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
     client.send("POST /nope HTTP/1.1\r\nHost: arne.test\r\nContent-Length: 10\r\n\r\nhello");
@@ -650,7 +651,7 @@ TEST_CASE("a second SIGTERM closes the connections still under way at once")
 
 TEST_CASE("connections still busy after shutdown_timeout are closed and the worker exits 0")
 {
-    WorkerProcess worker([](Config& config, std::string const&) {
+    ForkedWorker worker([](Config& config, std::string const&) {
         config.shutdown_timeout = std::chrono::milliseconds(300);
     });
     REQUIRE(worker.wait_ready());
