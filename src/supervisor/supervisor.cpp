@@ -196,7 +196,30 @@ void Supervisor::tell_systemd_when_ready()
             return;
     }
     m_told_ready = true;
-    systemd::notify("READY=1\nSTATUS=serving " + std::to_string(m_workers.size()) + " identities");
+    systemd::notify("READY=1\nSTATUS=" + serving_status());
+}
+
+std::string Supervisor::serving_status() const
+{
+    size_t serving = 0;
+    std::vector<std::string> failing;
+    for (auto const& [slug, worker] : m_workers) {
+        if (worker->state() == WorkerProcess::State::Ready)
+            ++serving;
+        else if (worker->state() == WorkerProcess::State::Backoff)
+            failing.push_back(slug);
+    }
+    std::string out = "serving " + std::to_string(serving) + " of " + std::to_string(m_workers.size()) + " identities";
+    if (failing.empty())
+        return out;
+    std::sort(failing.begin(), failing.end());
+    constexpr size_t named = 10;
+    out += "; failing: ";
+    for (size_t i = 0; i < std::min(failing.size(), named); ++i)
+        out += (i ? ", " : "") + failing[i];
+    if (failing.size() > named)
+        out += " and " + std::to_string(failing.size() - named) + " more";
+    return out;
 }
 
 int Supervisor::run()
@@ -868,7 +891,7 @@ void Supervisor::reload()
     for (auto& [slug, worker] : m_workers)
         worker->update_policy(m_policy);
     log::info("reload done: %zu identities", m_workers.size());
-    systemd::notify("READY=1\nSTATUS=serving " + std::to_string(m_workers.size()) + " identities");
+    systemd::notify("READY=1\nSTATUS=" + serving_status());
 }
 
 void Supervisor::begin_shutdown()

@@ -140,6 +140,8 @@ private:
 
     WorkerProcess* find_route(std::string const& host_key) const;
     void tell_systemd_when_ready();
+    // "serving 1 of 2 identities; failing: marcus", for systemd's STATUS=.
+    std::string serving_status() const;
     std::string status_json() const;
     std::unique_ptr<WorkerProcess> make_worker(IdentityEntry const&);
     WorkerProcess* find_worker(pid_t) const;

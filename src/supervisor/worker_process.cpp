@@ -166,6 +166,9 @@ void WorkerProcess::on_channel_readable()
                 m_ready_at_ms = uv_now(m_loop);
                 log::info("%s: worker %d ready", m_identity.slug.c_str(), m_pid);
                 m_observer(*this);
+                flush_waiting(); // what came during the first start
+                if (!m_channel_poll)
+                    return;
             }
             break;
         case MessageType::Taken:
@@ -201,11 +204,16 @@ void WorkerProcess::drop_channel()
 
 void WorkerProcess::pass(UniqueFd fd, SocketAddress const& peer, std::string_view prefix, ConnectionKind kind)
 {
-    if (m_state != State::Ready || !m_channel) {
+    // A worker in its first start (daemon start, identity added by a
+    // reload) is about to serve: its connections wait for it, up to
+    // head_timeout, instead of getting a 503 (under socket activation the
+    // connection that started the daemon is one of them).
+    bool first_start = m_state == State::Starting && m_restarts == 0 && m_channel;
+    if (!first_start && (m_state != State::Ready || !m_channel)) {
         reply_and_close(std::move(fd), unavailable_reply(kind));
         return;
     }
-    if (m_waiting.empty() && m_in_flight < m_config.max_pending) {
+    if (!first_start && m_waiting.empty() && m_in_flight < m_config.max_pending) {
         auto sent = send(fd.get(), peer, prefix, kind);
         if (sent)
             return; // the worker has its own copy; ours closes here
@@ -221,7 +229,8 @@ void WorkerProcess::pass(UniqueFd fd, SocketAddress const& peer, std::string_vie
         reply_and_close(std::move(fd), unavailable_reply(kind));
         return;
     }
-    m_waiting.push_back(Waiting { std::move(fd), peer, std::string(prefix), uv_now(m_loop), kind });
+    uint64_t wait_ms = first_start ? static_cast<uint64_t>(m_config.head_timeout.count()) : max_wait_ms;
+    m_waiting.push_back(Waiting { std::move(fd), peer, std::string(prefix), uv_now(m_loop) + wait_ms, kind });
     if (m_waiting.size() == 1)
         expire_waiting(); // arms the timer
 }
@@ -255,7 +264,7 @@ void WorkerProcess::flush_waiting()
 void WorkerProcess::expire_waiting()
 {
     uint64_t now = uv_now(m_loop);
-    while (!m_waiting.empty() && m_waiting.front().since_ms + max_wait_ms <= now) {
+    while (!m_waiting.empty() && m_waiting.front().deadline_ms <= now) {
         reply_and_close(std::move(m_waiting.front().fd), unavailable_reply(m_waiting.front().kind));
         m_waiting.pop_front();
     }
@@ -266,7 +275,7 @@ void WorkerProcess::expire_waiting()
     uv_timer_start(m_waiting_timer.get(), [](uv_timer_t* timer) noexcept {
         if (auto* self = static_cast<WorkerProcess*>(timer->data))
             self->expire_waiting();
-    }, m_waiting.front().since_ms + max_wait_ms - now, 0);
+    }, m_waiting.front().deadline_ms - now, 0);
 }
 
 void WorkerProcess::refuse_waiting()

@@ -55,9 +55,10 @@ public:
 
     // Takes a routed connection: passes it to the worker now, or lets it
     // wait while the worker has max_pending connections it has not taken
-    // yet, or answers 503. Never blocks: a hung or stopped worker costs its
-    // own clients a 503 after at most `max_wait`, and nobody else anything
-    // (a TLS connection, `kind`, gets an internal_error alert instead).
+    // yet or is in its first start (up to head_timeout), or answers 503.
+    // Never blocks: a hung or stopped worker costs its own clients a 503
+    // after at most `max_wait`, and nobody else anything (a TLS connection,
+    // `kind`, gets an internal_error alert instead).
     void pass(UniqueFd fd, SocketAddress const& peer, std::string_view prefix, ConnectionKind kind);
 
     // Called by the supervisor's SIGCHLD handler with waitpid's status.
@@ -100,7 +101,7 @@ private:
         UniqueFd fd;
         SocketAddress peer;
         std::string prefix;
-        uint64_t since_ms;
+        uint64_t deadline_ms; // answered 503 if still here then
         ConnectionKind kind;
     };
 
