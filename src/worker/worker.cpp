@@ -406,6 +406,7 @@ void Worker::close_loop()
     m_http.reset();
     m_dropped_log.reset(); // logs what it still holds
     m_refused_log.reset();
+    m_no_tls_log.reset();
     m_channel_poll.close();
     m_stop_timer.close();
     m_prune_timer.close();
