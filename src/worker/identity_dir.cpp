@@ -3,7 +3,9 @@
 #include "common/log.h"
 
 #include <cerrno>
+#include <string>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace posta {
 
@@ -36,6 +38,17 @@ Result<void> make_private_dir(std::string const& path)
 
 }
 
+Result<void> check_owner(struct stat const& st, std::string const& path)
+{
+    uid_t us = ::geteuid();
+    if (st.st_uid == us)
+        return {};
+    return Error::message("ownership",
+        "is owned by uid " + std::to_string(st.st_uid) + ", not by the user posta-server runs as (uid "
+            + std::to_string(us) + "); fix: chown " + std::to_string(us) + " " + path,
+        path);
+}
+
 Result<std::string> prepare_identity_dir(std::string const& state_dir, std::string const& slug)
 {
     std::string base = state_dir;
@@ -47,8 +60,21 @@ Result<std::string> prepare_identity_dir(std::string const& state_dir, std::stri
     if (auto made = make_private_dir(dir); !made)
         return made.error();
 
+    // The identity folder itself, not what a name leads to: a symlink here
+    // could make this identity's worker open another identity's files
+    // before its sandbox holds (state_dir itself may be a symlink: it is the
+    // operator's, shared by all).
     struct stat st {};
-    if (::stat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
+    if (::lstat(dir.c_str(), &st) < 0)
+        return Error::from_errno("lstat", dir);
+    if (S_ISLNK(st.st_mode))
+        return Error::message("identity folder", "is a symlink; it must be a real folder in state_dir (move the "
+            "folder it points to here)", dir);
+    if (!S_ISDIR(st.st_mode))
+        return Error::message("identity folder", "exists but is not a directory; move it away", dir);
+    if (auto owned = check_owner(st, dir); !owned)
+        return owned.error();
+    if ((st.st_mode & 077) != 0)
         log::warn("state folder %s has mode %04o: group or others can enter it; fix: chmod 700 %s",
             dir.c_str(), static_cast<unsigned>(st.st_mode & 07777), dir.c_str());
     return dir;

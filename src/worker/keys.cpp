@@ -7,6 +7,7 @@
 #include "protocol/base64url.h"
 #include "common/log.h"
 #include "common/read_into.h"
+#include "worker/identity_dir.h"
 #include "common/unique_fd.h"
 #include "protocol/timestamp.h"
 
@@ -106,9 +107,14 @@ Keys::Signature Keys::sign(std::string_view bytes) const
 Result<Keys> Keys::load_or_create(std::string const& dir)
 {
     std::string path = dir + "/keys.json";
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    // Never through a symlink: one could lead this worker, before its
+    // sandbox holds, to another identity's secret key.
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (fd)
         return load(fd.get(), path);
+    if (errno == ELOOP)
+        return keys_error(path, "is a symlink; keys.json must be a file of its own in the identity folder "
+                                "(replace the link with the file)");
     if (errno != ENOENT) {
         Error error = Error::from_errno("open", path);
         if (error.is(ErrorDomain::Errno, EACCES))
@@ -127,6 +133,8 @@ Result<Keys> Keys::load(int fd, std::string const& path)
         return Error::from_errno("fstat", path);
     if (!S_ISREG(st.st_mode))
         return keys_error(path, "is not a regular file; move it away");
+    if (auto owned = check_owner(st, path); !owned)
+        return owned.error();
     if ((st.st_mode & 077) != 0) {
         char mode[8];
         std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
@@ -248,7 +256,7 @@ Result<Keys> Keys::create(std::string const& dir, std::string const& path)
     if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) < 0) {
         if (errno == EEXIST) {
             ::unlink(temp.c_str());
-            UniqueFd existing(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+            UniqueFd existing(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
             if (!existing)
                 return Error::from_errno("open", path);
             return load(existing.get(), path);

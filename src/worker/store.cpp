@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "common/unique_fd.h"
+#include "worker/identity_dir.h"
 #include "worker/store_schema.h"
 
 #include <fcntl.h>
@@ -44,16 +45,36 @@ Result<Store> Store::open_at(std::string const& dir, int version)
     std::string path = dir + "/inbox.db";
     // SQLite would create the file 0644; create it 0600 first. Its -wal and
     // -shm files take the database file's mode.
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    // Never through a symlink (SQLite itself opens the database, its -wal
+    // and -shm with O_NOFOLLOW too): one could lead this worker, before its
+    // sandbox holds, to another identity's messages.
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd && errno == ELOOP)
+        return store_error(path, "is a symlink; inbox.db must be a file of its own in the identity folder "
+                                 "(replace the link with the file)");
     if (!fd)
         return Error::from_errno("open", path);
     struct stat st {};
-    if (::fstat(fd.get(), &st) == 0 && (st.st_mode & 077) != 0)
+    if (::fstat(fd.get(), &st) < 0)
+        return Error::from_errno("fstat", path);
+    if (!S_ISREG(st.st_mode))
+        return store_error(path, "is not a regular file; move it away");
+    if (auto owned = check_owner(st, path); !owned)
+        return owned.error();
+    // SQLite would refuse these too, but with no word of why.
+    for (char const* suffix : { "-wal", "-shm", "-journal" }) {
+        struct stat side {};
+        std::string side_path = path + suffix;
+        if (::lstat(side_path.c_str(), &side) == 0 && !S_ISREG(side.st_mode))
+            return store_error(side_path, "is not a regular file (a symlink?); move it away while the daemon is "
+                                          "stopped (SQLite makes it anew)");
+    }
+    if ((st.st_mode & 077) != 0)
         log::warn("%s has mode %04o: group or others can read messages; fix: chmod 600 %s", path.c_str(),
             static_cast<unsigned>(st.st_mode & 07777), path.c_str());
     fd.reset();
 
-    auto db = SqliteDb::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX);
+    auto db = SqliteDb::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW);
     if (!db)
         return db.error();
     Store store(std::move(db.value()));
