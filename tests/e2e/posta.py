@@ -301,6 +301,34 @@ def status_of(raw_response):
     return int(m.group(1))
 
 
+def memory_holds(pid, needles):
+    """Which of `needles` (bytes) occur in the readable memory of `pid`
+    (root reads any process), read in chunks that overlap by the longest
+    needle. Mappings over 4 GiB are skipped: only a sanitizer's shadow memory
+    is that large. Callers check that something the process must hold is
+    found, so that the scan cannot pass blind."""
+    found = set()
+    chunk_size = 16 << 20
+    overlap = max(len(n) for n in needles) - 1
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if (not fields[1].startswith("r") or end - start > 4 << 30
+                    or (len(fields) > 5 and fields[5] in ("[vvar]", "[vvar_vclock]", "[vsyscall]"))):
+                continue
+            tail = b""
+            for at in range(start, end, chunk_size):
+                try:
+                    mem.seek(at)
+                    chunk = tail + mem.read(min(chunk_size, end - at))
+                except (OSError, ValueError, OverflowError):
+                    break  # a mapping that went away or cannot be read
+                found.update(n for n in needles if n in chunk)
+                tail = chunk[-overlap:]
+    return found
+
+
 def open_fds(pid):
     """What each open fd of `pid` points to, as readlink shows it."""
     out = {}

@@ -10,42 +10,11 @@ import re
 import secrets
 import signal
 
-from posta import Daemon, test, main, wait_for
+from posta import Daemon, memory_holds, test, main, wait_for
 
 ARNE = {"slug": "arne", "url": "http://arne.local:8080", "name": "Arne"}
 MARCUS = {"slug": "marcus", "url": "http://marcus.local:8080", "name": "Marcus"}
 NORA = {"slug": "nora", "url": "http://nora.local:8080", "name": "Nora"}
-
-
-# Mappings larger than this are a sanitizer's shadow or reserved address
-# space, not memory the program wrote its data to.
-LARGEST_MAPPING = 1 << 30
-CHUNK = 16 << 20
-
-
-def memory_contains(pid, needles):
-    """Which of `needles` (bytes) occur in any readable mapping of `pid`,
-    read in chunks that overlap by the longest needle (root reads any
-    process)."""
-    found = set()
-    overlap = max(len(n) for n in needles)
-    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
-        for line in maps:
-            fields = line.split()
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            if (not fields[1].startswith("r") or end - start > LARGEST_MAPPING
-                    or (len(fields) > 5 and fields[5] in ("[vsyscall]", "[vvar]", "[vvar_vclock]"))):
-                continue
-            tail = b""
-            for at in range(start, end, CHUNK):
-                try:
-                    mem.seek(at)
-                    chunk = tail + mem.read(min(CHUNK, end - at))
-                except OSError:
-                    break  # a mapping that went away or cannot be read
-                found.update(n for n in needles if n in chunk)
-                tail = chunk[-overlap:]
-    return found
 
 
 def template_pid(d):
@@ -74,7 +43,7 @@ def api_request_to_marcus(d):
 
 
 def assert_holds_none_of(pid, slug, url, secrets_):
-    found = memory_contains(pid, [url.encode(), *secrets_])
+    found = memory_holds(pid, [url.encode(), *secrets_])
     # The scan works: the worker's own identity is in its memory.
     assert url.encode() in found, f"{slug}'s own URL not found in its memory: the scan is broken"
     for secret in secrets_:
@@ -83,7 +52,7 @@ def assert_holds_none_of(pid, slug, url, secrets_):
 
 def assert_template_holds_none_of(d, secrets_):
     pid = template_pid(d)
-    found = memory_contains(pid, [b"posta-server: worker template", *secrets_])
+    found = memory_holds(pid, [b"posta-server: worker template", *secrets_])
     assert b"posta-server: worker template" in found, "the template's own title not found: the scan is broken"
     for secret in secrets_:
         assert secret not in found, f"the worker template {pid} holds {secret[:12]!r}... sent to marcus"

@@ -9,7 +9,7 @@ import ssl
 import subprocess
 import time
 
-from posta import Daemon, read_until_close, test, main, wait_for
+from posta import Daemon, memory_holds, read_until_close, test, main, wait_for
 
 ARNE = {"slug": "arne", "url": "https://arne.local", "name": "Arne"}
 MARCUS = {"slug": "marcus", "url": "https://marcus.local", "name": "Marcus"}
@@ -464,35 +464,6 @@ def hello_for(pki, server_name):
     except ssl.SSLWantReadError:
         pass
     return outgoing.read()
-
-
-def memory_holds(pid, needles):
-    """Which of `needles` (bytes) occur in the readable memory of `pid`.
-    Mappings over 4 GiB are skipped: only a sanitizer's shadow memory is
-    that large, and a key found nowhere else fails the caller's check that
-    each worker's own key is seen."""
-    found = set()
-    chunk_size = 16 << 20
-    overlap = max(len(n) for n in needles) - 1
-    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
-        for line in maps:
-            fields = line.split()
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            if (not fields[1].startswith("r") or end - start > 4 << 30
-                    or (len(fields) > 5 and fields[5] in ("[vvar]", "[vsyscall]"))):
-                continue
-            tail = b""
-            for at in range(start, end, chunk_size):
-                try:
-                    mem.seek(at)
-                    chunk = tail + mem.read(min(chunk_size, end - at))
-                except (OSError, ValueError, OverflowError):
-                    break
-                for needle in needles:
-                    if needle in chunk:
-                        found.add(needle)
-                tail = chunk[-overlap:]
-    return found
 
 
 @test
