@@ -118,6 +118,6 @@ char const* status_reason(int status)
     }
 }
 
-bool status_forbids_body(int status) { return (status >= 100 && status < 200) || status == 204; }
+bool status_forbids_body(int status) { return (status >= 100 && status < 200) || status == 204 || status == 304; }
 
 }

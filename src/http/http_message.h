@@ -94,7 +94,7 @@ struct Rejection {
 char const* status_reason(int status);
 
 // Whether a response with this status carries no body and no Content-Length
-// (1xx, 204; RFC 9110 section 8.6).
+// (1xx, 204, 304; RFC 9110 section 8.6, RFC 9112 section 6.3).
 bool status_forbids_body(int status);
 
 }

@@ -41,6 +41,7 @@
 #include "worker/sse_hub.h"
 #include "worker/store.h"
 #include "worker/tls_certificate.h"
+#include "worker/web_app.h"
 
 #include <chrono>
 #include <csignal>
@@ -295,6 +296,7 @@ Result<void> Worker::start_serving()
 {
     IdentityEntry const& identity = m_setup.identity;
     add_identity_document_route(m_router, identity, *m_keys);
+    add_web_app_routes(m_router);
     m_sink.emplace(identity.url, [this](StoredEvent const& event) {
         if (m_events)
             m_events->publish(event.seq, event.type, event.data);

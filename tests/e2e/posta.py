@@ -46,6 +46,14 @@ def wait_for(predicate, timeout=10.0, what="condition"):
         time.sleep(0.01)
 
 
+def free_port():
+    """A TCP port of 127.0.0.1 free right now, for a daemon that must know its
+    own port before it starts (an identity URL naming it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 # The loopback networks, as outbound_allow entries.
 LOOPBACK_RANGES = ["127.0.0.0/8", "::1/128"]
 

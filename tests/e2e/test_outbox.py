@@ -13,7 +13,7 @@ import sqlite3
 import time
 
 from peer import Listener, Peer, _sodium
-from posta import Daemon, test, main, wait_for
+from posta import Daemon, free_port, test, main, wait_for
 
 _sodium.crypto_sign_verify_detached.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulonglong,
                                                 ctypes.c_char_p]
@@ -21,12 +21,6 @@ _sodium.crypto_sign_verify_detached.argtypes = [ctypes.c_char_p, ctypes.c_char_p
 
 def b64decode(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def api(daemon, host, token, method, path, body=None):

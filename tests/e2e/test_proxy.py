@@ -18,7 +18,7 @@ import struct
 import subprocess
 
 import posta
-from posta import (BINARY, Daemon, die_with_parent, read_until_close, status_of, test, main, wait_for,
+from posta import (BINARY, Daemon, die_with_parent, free_port, read_until_close, status_of, test, main, wait_for,
                    wait_read_by_server)
 
 # test_tls's CA and daemon setup, without its tests: importing it registers
@@ -312,12 +312,6 @@ def a_traversal_or_symlink_token_is_refused():
         os.symlink(outside, challenge_dir(d))
         r = d.request("arne.local", path=f"/.well-known/acme-challenge/{TOKEN}")
         assert r.status == 404, r
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Haproxy:
