@@ -144,7 +144,6 @@ Result<bool> Store::verify_token(TokenHash const& hash, int64_t now_ms)
 {
     // A lookup by the hash as primary key: whoever times it learns about
     // hashes, not about the token.
-    constexpr int64_t touch_interval_ms = 3600 * 1000;
     std::span<unsigned char const> key(hash);
     int64_t last_used = 0;
     auto found = m_sql.first("SELECT coalesce(last_used_at, 0) FROM api_tokens WHERE hash = ?1", { key },
@@ -153,7 +152,7 @@ Result<bool> Store::verify_token(TokenHash const& hash, int64_t now_ms)
         return found.error();
     if (!found.value())
         return false;
-    if (now_ms - last_used >= touch_interval_ms) {
+    if (now_ms - last_used >= use_note_interval_ms) {
         // Bookkeeping only: a busy database must not turn a valid token away.
         auto touched = m_sql.run("UPDATE api_tokens SET last_used_at = ?2 WHERE hash = ?1", { key, now_ms });
         if (!touched)

@@ -134,6 +134,29 @@ public:
     // write an hour per token, to spare the disk).
     Result<bool> verify_token(TokenHash const& hash, int64_t now_ms);
 
+    // -- Sign-in codes and sessions (store_sessions.cpp) --------------------
+    //
+    // A code or session is live while now < its expires_at; the ones that
+    // expired are removed when a new one is added.
+
+    Result<void> add_login_code(TokenHash const& hash, int64_t now_ms, int64_t expires_at_ms);
+    // Redeems a sign-in code: in one transaction, deletes it and, if it was
+    // live at now_ms, adds `session` (its secret's hash: `session_hash`).
+    // False, with no session added, when there was no such code or it had
+    // expired. The delete decides, so a code works once however many
+    // requests race with it.
+    Result<bool> redeem_login_code(TokenHash const& code, TokenHash const& session_hash, SessionRecord const& session,
+        int64_t now_ms);
+    // Adds a session (a sign-in with an API token).
+    Result<void> add_session(TokenHash const& hash, SessionRecord const& session, int64_t now_ms);
+    // The live session whose secret has this hash, if any. Notes its use
+    // (last_seen_at, at most one write an hour per session).
+    Result<std::optional<SessionRecord>> find_session(TokenHash const& hash, int64_t now_ms);
+    // The live sessions, oldest first.
+    Result<std::vector<SessionRecord>> list_sessions(int64_t now_ms);
+    // Ends the live session `id`; false when there is none.
+    Result<bool> delete_session(std::string_view id, int64_t now_ms);
+
     // -- Event log ---------------------------------------------------------
 
     // Appends one event in its own transaction; returns its seq.
@@ -157,6 +180,9 @@ private:
     Result<std::optional<int64_t>> resolve(MessageKey key);
     Result<std::optional<StoredMessage>> message_by_seq(int64_t seq);
     Result<void> load_recipients(StoredMessage& message);
+
+    // Use of a token or session is noted at most this often.
+    static constexpr int64_t use_note_interval_ms = 3600 * 1000;
 
     StatementCache m_sql;
 };

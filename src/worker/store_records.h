@@ -23,6 +23,15 @@ enum class DeliveryState : uint8_t { Queued, Delivered, Failed };
 std::string_view delivery_state_name(DeliveryState);
 std::optional<DeliveryState> parse_delivery_state(std::string_view);
 
+// A browser session of the identity's owner (worker/sign_in.h): `id` names
+// it in the API; of the cookie's secret the store keeps only a hash.
+struct SessionRecord {
+    std::string id;
+    int64_t created_at_ms = 0;
+    int64_t expires_at_ms = 0;
+    std::optional<int64_t> last_seen_at_ms;
+};
+
 struct StoredEvent {
     int64_t seq = 0;
     std::string type; // "message.received", "delivery.updated", ...

@@ -18,7 +18,7 @@ namespace {
 
 constexpr int busy_timeout_ms = 5000;
 
-constexpr std::array<char const*, 2> migrations = {
+constexpr std::array<char const*, 3> migrations = {
     // Version 1: what PROTOCOL.md version 1 needs.
     R"sql(
 -- Every message of both boxes. (box, sender, id) dedupes forever: rows are
@@ -101,6 +101,27 @@ CREATE INDEX events_by_message ON events (message) WHERE message IS NOT NULL;
 UPDATE events SET data = json_object('id', json_extract(data, '$.id'), 'box', 'inbox',
         'from', json_extract(data, '$.from'), 'deleted', json('true'))
     WHERE message IN (SELECT seq FROM messages WHERE deleted = 1);
+)sql",
+    // Version 3: the owner signs in from a browser (posta-protocol(7),
+    // "Sessions"). Only hashes of the secrets are kept.
+    R"sql(
+-- One-time sign-in codes printed by `posta-server login`: a code is deleted
+-- when it is redeemed, so it works once.
+CREATE TABLE login_codes (
+    hash       BLOB    PRIMARY KEY,    -- SHA-256 of the code
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Browser sessions. The cookie holds the secret, the table its hash; id is
+-- a separate random name that the API lists and revokes sessions by.
+CREATE TABLE sessions (
+    hash         BLOB    PRIMARY KEY,  -- SHA-256 of the cookie's secret
+    id           TEXT    NOT NULL UNIQUE,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    last_seen_at INTEGER               -- noted at most once an hour
+) WITHOUT ROWID;
 )sql",
 };
 

@@ -2,7 +2,7 @@
 // change, refused when its schema is newer than the code, migrated from
 // every earlier version; and the Store's queries: inbound dedupe (also of
 // tombstones) and group commit, the peer cache, the owner API's messages and
-// deliveries, tokens, the event log.
+// deliveries, tokens, sign-in codes and sessions, the event log.
 #include "test_support.h"
 #include "protocol/api_token.h"
 #include "worker/event_sink.h"
@@ -651,6 +651,141 @@ TEST_CASE("a token verifies by its hash only, and only in the store it was added
     CHECK(query_int(store.db(), "SELECT last_used_at FROM api_tokens") == t0);
     CHECK(store.verify_token(hash_api_token(token), t0 + 3'600'000).value());
     CHECK(query_int(store.db(), "SELECT last_used_at FROM api_tokens") == t0 + 3'600'000);
+}
+
+// -- Sign-in codes and sessions ---------------------------------------------
+
+namespace {
+
+constexpr int64_t minute_ms = 60'000;
+constexpr int64_t day_ms = 24 * 60 * minute_ms;
+
+SessionRecord session_record(std::string id, int64_t created_at, int64_t lifetime = 30 * day_ms)
+{
+    return SessionRecord { std::move(id), created_at, created_at + lifetime, std::nullopt };
+}
+
+std::vector<std::string> live_session_ids(Store& store, int64_t now)
+{
+    auto sessions = store.list_sessions(now);
+    REQUIRE_MESSAGE(sessions.ok(), sessions.error().text());
+    std::vector<std::string> ids;
+    for (auto const& session : sessions.value())
+        ids.push_back(session.id);
+    return ids;
+}
+
+}
+
+TEST_CASE("a sign-in code is redeemed once: the second use, and a race's loser, add no session")
+{
+    TempDir tmp;
+    Store store = open_store(tmp);
+    TokenHash code = hash_secret("code-1");
+    REQUIRE(store.add_login_code(code, t0, t0 + 10 * minute_ms).ok());
+
+    auto first = store.redeem_login_code(code, hash_secret("secret-1"), session_record("s1", t0 + minute_ms), t0 + minute_ms);
+    REQUIRE_MESSAGE(first.ok(), first.error().text());
+    CHECK(first.value());
+    auto second = store.redeem_login_code(code, hash_secret("secret-2"), session_record("s2", t0 + minute_ms), t0 + minute_ms);
+    REQUIRE(second.ok());
+    CHECK(!second.value());
+    CHECK(live_session_ids(store, t0 + minute_ms) == std::vector<std::string> { "s1" });
+    CHECK(query_int(store.db(), "SELECT count(*) FROM login_codes") == 0);
+
+    // A second connection to the same file (a second worker request is on
+    // the same one; `posta-server login` is another): still once.
+    TokenHash other = hash_secret("code-2");
+    REQUIRE(store.add_login_code(other, t0, t0 + 10 * minute_ms).ok());
+    auto again = Store::open(tmp.path());
+    REQUIRE(again.ok());
+    CHECK(again->redeem_login_code(other, hash_secret("secret-3"), session_record("s3", t0), t0).value());
+    CHECK(!store.redeem_login_code(other, hash_secret("secret-4"), session_record("s4", t0), t0).value());
+}
+
+TEST_CASE("a sign-in code works until its expiry and not from then on, and an expired one is removed")
+{
+    TempDir tmp;
+    Store store = open_store(tmp);
+    REQUIRE(store.add_login_code(hash_secret("early"), t0, t0 + 10 * minute_ms).ok());
+    REQUIRE(store.add_login_code(hash_secret("late"), t0, t0 + 10 * minute_ms).ok());
+    CHECK(store.redeem_login_code(hash_secret("early"), hash_secret("a"), session_record("a", t0), t0 + 10 * minute_ms - 1)
+              .value());
+    CHECK(!store.redeem_login_code(hash_secret("late"), hash_secret("b"), session_record("b", t0), t0 + 10 * minute_ms)
+               .value());
+    CHECK(live_session_ids(store, t0 + 10 * minute_ms) == std::vector<std::string> { "a" });
+    CHECK(query_int(store.db(), "SELECT count(*) FROM login_codes") == 0);
+
+    // Codes nobody redeemed go when the next one is added after their expiry.
+    REQUIRE(store.add_login_code(hash_secret("forgotten"), t0, t0 + 10 * minute_ms).ok());
+    REQUIRE(store.add_login_code(hash_secret("next"), t0 + 10 * minute_ms, t0 + 20 * minute_ms).ok());
+    CHECK(query_int(store.db(), "SELECT count(*) FROM login_codes") == 1);
+}
+
+TEST_CASE("an unknown code, another store's code or a token is not a sign-in code")
+{
+    TempDir tmp;
+    TempDir other_dir;
+    Store store = open_store(tmp);
+    Store other = open_store(other_dir);
+    REQUIRE(other.add_login_code(hash_secret("theirs"), t0, t0 + 10 * minute_ms).ok());
+    REQUIRE(store.add_token(hash_secret("a-token"), t0).ok());
+    CHECK(!store.redeem_login_code(hash_secret("theirs"), hash_secret("x"), session_record("x", t0), t0).value());
+    CHECK(!store.redeem_login_code(hash_secret("a-token"), hash_secret("y"), session_record("y", t0), t0).value());
+    CHECK(!store.redeem_login_code(hash_secret(""), hash_secret("z"), session_record("z", t0), t0).value());
+    CHECK(live_session_ids(store, t0).empty());
+}
+
+TEST_CASE("a session is found by its secret's hash until it expires; only hashes are stored")
+{
+    TempDir tmp;
+    Store store = open_store(tmp);
+    REQUIRE(store.add_session(hash_secret("the-secret"), session_record("s1", t0, 30 * day_ms), t0).ok());
+    auto found = store.find_session(hash_secret("the-secret"), t0 + 30 * day_ms - 1);
+    REQUIRE_MESSAGE(found.ok(), found.error().text());
+    REQUIRE(found.value());
+    CHECK(found.value()->id == "s1");
+    CHECK(found.value()->created_at_ms == t0);
+    CHECK(found.value()->expires_at_ms == t0 + 30 * day_ms);
+    CHECK(!store.find_session(hash_secret("the-secret"), t0 + 30 * day_ms).value());
+    CHECK(!store.find_session(hash_secret("the-secret-"), t0).value());
+    CHECK(live_session_ids(store, t0 + 30 * day_ms).empty());
+    CHECK(query_int(store.db(), "SELECT count(*) FROM sessions WHERE typeof(hash) = 'blob' AND length(hash) = 32") == 1);
+
+    // Expired sessions go when the next one is added.
+    REQUIRE(store.add_session(hash_secret("next"), session_record("s2", t0 + 30 * day_ms), t0 + 30 * day_ms).ok());
+    CHECK(query_int(store.db(), "SELECT count(*) FROM sessions") == 1);
+}
+
+TEST_CASE("a session's use is noted at most once an hour")
+{
+    TempDir tmp;
+    Store store = open_store(tmp);
+    REQUIRE(store.add_session(hash_secret("s"), session_record("s1", t0), t0).ok());
+    CHECK(store.find_session(hash_secret("s"), t0).value()->last_seen_at_ms == t0);
+    CHECK(store.find_session(hash_secret("s"), t0 + 59 * minute_ms).value()->last_seen_at_ms == t0);
+    CHECK(query_int(store.db(), "SELECT last_seen_at FROM sessions") == t0);
+    CHECK(store.find_session(hash_secret("s"), t0 + 60 * minute_ms).value()->last_seen_at_ms == t0 + 60 * minute_ms);
+    CHECK(query_int(store.db(), "SELECT last_seen_at FROM sessions") == t0 + 60 * minute_ms);
+}
+
+TEST_CASE("sessions are listed oldest first, and a revoked one is gone for good")
+{
+    TempDir tmp;
+    Store store = open_store(tmp);
+    REQUIRE(store.add_session(hash_secret("one"), session_record("s1", t0), t0).ok());
+    REQUIRE(store.add_session(hash_secret("two"), session_record("s2", t0 + minute_ms), t0 + minute_ms).ok());
+    REQUIRE(store.add_session(hash_secret("short"), session_record("s3", t0, minute_ms), t0 + minute_ms).ok());
+    CHECK(live_session_ids(store, t0 + minute_ms - 1) == std::vector<std::string> { "s1", "s3", "s2" });
+    CHECK(live_session_ids(store, t0 + minute_ms) == std::vector<std::string> { "s1", "s2" });
+
+    CHECK(store.delete_session("s1", t0 + minute_ms).value());
+    CHECK(!store.delete_session("s1", t0 + minute_ms).value());
+    CHECK(!store.delete_session("nope", t0 + minute_ms).value());
+    CHECK(!store.delete_session("s3", t0 + minute_ms).value()); // expired: nothing to end
+    CHECK(!store.find_session(hash_secret("one"), t0 + minute_ms).value());
+    CHECK(store.find_session(hash_secret("two"), t0 + minute_ms).value());
+    CHECK(live_session_ids(store, t0 + minute_ms) == std::vector<std::string> { "s2" });
 }
 
 // -- Events ----------------------------------------------------------------
