@@ -1,6 +1,7 @@
 // posta-server: the command line. `serve` runs the supervisor (which spawns
 // the workers: this binary again, in an internal mode, common/worker_start.h); `check` validates the operator's files without serving;
-// `token` issues an owner API token for one identity.
+// `token` issues an owner API token for one identity, `login` a one-time
+// sign-in link for its web app.
 #include "common/acl.h"
 #include "common/address.h"
 #include "common/config.h"
@@ -16,6 +17,7 @@
 #include "supervisor/systemd.h"
 #include "protocol/api_token.h"
 #include "worker/identity_dir.h"
+#include "worker/sign_in.h"
 #include "worker/store.h"
 #include "worker/tls_certificate.h"
 #include "worker/worker_template.h"
@@ -114,10 +116,10 @@ int run_check(std::string const& manifest_path, std::string const& config_path, 
     return 0;
 }
 
-// Files the token command would write must belong to us: a token issued as
-// root into a folder of the daemon's user would leave root-owned -wal and
-// -shm files that the worker can no longer open.
-Result<void> check_owner(std::string const& path)
+// Files the token and login commands would write must belong to us: a
+// token issued as root into a folder of the daemon's user would leave
+// root-owned -wal and -shm files that the worker can no longer open.
+Result<void> check_owner(std::string const& command, std::string const& path)
 {
     struct stat st {};
     if (::stat(path.c_str(), &st) < 0) {
@@ -129,17 +131,25 @@ Result<void> check_owner(std::string const& path)
         return {};
     passwd const* owner = ::getpwuid(st.st_uid);
     std::string name = owner ? owner->pw_name : std::to_string(st.st_uid);
-    return Error::message("token", "belongs to " + name + ", not to this user; fix: run the command as " + name
-            + " (sudo -u " + name + " posta-server token ...)", path);
+    return Error::message(command, "belongs to " + name + ", not to this user; fix: run the command as " + name
+            + " (sudo -u " + name + " posta-server " + command + " ...)", path);
 }
 
-// Creates a token for `slug`, stores its hash in the identity's inbox.db and
-// prints the token alone on stdout. Safe while the daemon runs (WAL and
-// busy_timeout arbitrate with the worker); creates the identity's folder and
-// inbox.db as the worker would when it has never run. Never touches keys.json.
-int run_token(std::string const& slug, std::string const& manifest_path, std::string const& config_path)
+struct OpenedIdentity {
+    IdentityEntry identity;
+    Store store;
+};
+
+// For the commands that write to one identity's inbox.db (`token`,
+// `login`): finds `slug` in the manifest and opens its Store, creating the
+// identity's folder and inbox.db as the worker would when it has never run,
+// after checking that the files are this user's. Safe while the daemon runs
+// (WAL and busy_timeout arbitrate with the worker). Never touches keys.json.
+// Errors are printed ("posta-server <command>: ...") and give nullopt.
+std::optional<OpenedIdentity> open_identity_store(std::string const& command, std::string const& slug,
+    std::string const& manifest_path, std::string const& config_path)
 {
-    log::set_role("token");
+    log::set_role(command);
     auto manifest = load_manifest(manifest_path);
     auto config = load_config(config_path);
     if (!manifest.ok() || !config.ok()) {
@@ -147,7 +157,7 @@ int run_token(std::string const& slug, std::string const& manifest_path, std::st
             std::fprintf(stderr, "%s\n", d.text().c_str());
         for (auto const& d : config.errors)
             std::fprintf(stderr, "%s\n", d.text().c_str());
-        return 1;
+        return std::nullopt;
     }
     log::configure(config.value.log_level, config.value.log_format);
     IdentityEntry const* identity = manifest.value.find_slug(slug);
@@ -155,22 +165,23 @@ int run_token(std::string const& slug, std::string const& manifest_path, std::st
         std::string known;
         for (auto const& entry : manifest.value.identities)
             known += (known.empty() ? "" : ", ") + entry.slug;
-        std::fprintf(stderr, "posta-server token: %s has no identity \"%s\"; known slugs: %s\n",
+        std::fprintf(stderr, "posta-server %s: %s has no identity \"%s\"; known slugs: %s\n", command.c_str(),
             manifest_path.c_str(), slug.c_str(), known.empty() ? "(none)" : known.c_str());
-        return 1;
+        return std::nullopt;
     }
     if (sodium_init() < 0) {
-        std::fprintf(stderr, "posta-server token: sodium_init failed (libsodium could not initialise its random source)\n");
-        return 1;
+        std::fprintf(stderr, "posta-server %s: sodium_init failed (libsodium could not initialise its random source)\n",
+            command.c_str());
+        return std::nullopt;
     }
 
-    auto fail = [](Error const& error) {
-        std::fprintf(stderr, "posta-server token: %s\n", error.text().c_str());
-        return 1;
+    auto fail = [&](Error const& error) {
+        std::fprintf(stderr, "posta-server %s: %s\n", command.c_str(), error.text().c_str());
+        return std::nullopt;
     };
     std::string dir_path = config.value.state_dir + "/" + identity->slug;
     for (auto const& path : { config.value.state_dir, dir_path, dir_path + "/inbox.db" }) {
-        if (auto owned = check_owner(path); !owned)
+        if (auto owned = check_owner(command, path); !owned)
             return fail(owned.error());
     }
     auto dir = prepare_identity_dir(config.value.state_dir, identity->slug);
@@ -179,15 +190,58 @@ int run_token(std::string const& slug, std::string const& manifest_path, std::st
     auto store = Store::open(dir.value());
     if (!store)
         return fail(store.error());
-    std::string token = make_api_token();
-    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::system_clock::now().time_since_epoch());
-    if (auto added = store->add_token(hash_api_token(token), now.count()); !added)
-        return fail(added.error());
-    std::printf("%s\n", token.c_str());
+    return OpenedIdentity { *identity, std::move(store.value()) };
+}
+
+int64_t wall_clock_ms()
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// Prints `line` alone on stdout, then wipes it: it holds a secret.
+int print_secret_line(std::string& line)
+{
+    std::printf("%s\n", line.c_str());
     std::fflush(stdout);
-    sodium_memzero(token.data(), token.size());
+    sodium_memzero(line.data(), line.size());
     return 0;
+}
+
+// Creates a token for `slug`, stores its hash in the identity's inbox.db and
+// prints the token alone on stdout.
+int run_token(std::string const& slug, std::string const& manifest_path, std::string const& config_path)
+{
+    auto opened = open_identity_store("token", slug, manifest_path, config_path);
+    if (!opened)
+        return 1;
+    std::string token = make_api_token();
+    if (auto added = opened->store.add_token(hash_api_token(token), wall_clock_ms()); !added) {
+        std::fprintf(stderr, "posta-server token: %s\n", added.error().text().c_str());
+        return 1;
+    }
+    return print_secret_line(token);
+}
+
+// Mints a one-time sign-in code for `slug` (worker/sign_in.h) and prints the
+// link that signs a browser in with it: <identity URL>/#code=<code>. The code
+// is in the fragment, so a browser never sends it in a request line or a
+// Referer, and it stays out of every log.
+int run_login(std::string const& slug, std::string const& manifest_path, std::string const& config_path)
+{
+    auto opened = open_identity_store("login", slug, manifest_path, config_path);
+    if (!opened)
+        return 1;
+    auto code = mint_login_code(opened->store, wall_clock_ms());
+    if (!code) {
+        std::fprintf(stderr, "posta-server login: %s\n", code.error().text().c_str());
+        return 1;
+    }
+    // The manifest's URL is canonical: no trailing slash.
+    std::string link = opened->identity.url + "/#code=" + code.value();
+    sodium_memzero(code->data(), code->size());
+    return print_secret_line(link);
 }
 
 int run_serve(ServeOptions options)
@@ -262,6 +316,15 @@ int main(int argc, char** argv)
     token_cmd->add_option("--manifest", token_manifest, "The identities manifest (TOML)")->capture_default_str();
     token_cmd->add_option("--config", token_config, "Daemon settings (TOML), for state_dir");
 
+    std::string login_slug;
+    std::string login_manifest = default_manifest;
+    std::string login_config;
+    auto* login_cmd = app.add_subcommand("login",
+        "Print a one-time sign-in link for one identity's web app, valid 10 minutes");
+    login_cmd->add_option("slug", login_slug, "The identity's slug, as in the manifest")->required();
+    login_cmd->add_option("--manifest", login_manifest, "The identities manifest (TOML)")->capture_default_str();
+    login_cmd->add_option("--config", login_config, "Daemon settings (TOML), for state_dir");
+
     CLI11_PARSE(app, argc, argv);
 
     serve.activated = std::move(activated);
@@ -269,6 +332,8 @@ int main(int argc, char** argv)
         return run_check(check_manifest, check_config, check_acl, check_listen);
     if (token_cmd->parsed())
         return run_token(token_slug, token_manifest, token_config);
+    if (login_cmd->parsed())
+        return run_login(login_slug, login_manifest, login_config);
     if (status_cmd->parsed()) {
         auto config = load_config(status_config);
         if (!config.ok()) {

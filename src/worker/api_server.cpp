@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "protocol/envelope.h"
 #include "worker/message_json.h"
+#include "worker/sign_in.h"
 #include "worker/sqlite.h"
 #include "http/router.h"
 
@@ -29,6 +30,7 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view messages_prefix = "/api/messages/";
+constexpr std::string_view sessions_prefix = "/api/sessions/";
 constexpr int default_limit = 50;
 constexpr int max_limit = 500;
 constexpr size_t max_recipients = 100;
@@ -44,6 +46,28 @@ int64_t now_ms()
 Response bad_request(std::string_view code, std::string const& message)
 {
     return Response::error(400, code, message);
+}
+
+// 401 with the challenge of RFC 6750 section 3, which a 401 must carry.
+Response unauthorized(std::string_view code, std::string_view message, char const* challenge = "Bearer realm=\"posta\"")
+{
+    Response response = Response::error(401, code, message);
+    response.headers.set("WWW-Authenticate", challenge);
+    return response;
+}
+
+// How many posta_session cookies of one request are looked up: a browser
+// sends more than one only when another path or a sibling domain set one.
+constexpr size_t max_session_cookies = 4;
+
+nlohmann::ordered_json session_object(SessionRecord const& session)
+{
+    return {
+        { "id", session.id },
+        { "created_at", format_time_ms(session.created_at_ms) },
+        { "expires_at", format_time_ms(session.expires_at_ms) },
+        { "last_seen_at", session.last_seen_at_ms ? nlohmann::ordered_json(format_time_ms(*session.last_seen_at_ms)) : nullptr },
+    };
 }
 
 // 200 with `value` on one line, its fields in the order they were built.
@@ -259,14 +283,15 @@ ApiServer::ApiServer(Store& store, EventSink& events, Settings settings)
 
 void ApiServer::add_routes(Router& router)
 {
-    // Each handler checks the token first; nothing else is read before.
-    auto guarded = [this](Response (ApiServer::*handle)(Request const&)) {
+    // Each handler checks the caller first; nothing else is read before.
+    auto guarded = [this](Response (ApiServer::*handle)(Request const&, Caller const&)) {
         return [this, handle](Request request, Responder responder) {
-            if (auto refused = check_token(request)) {
-                responder.respond(std::move(*refused));
+            auto caller = identify(request);
+            if (!caller) {
+                responder.respond(std::move(caller).error());
                 return;
             }
-            responder.respond((this->*handle)(request));
+            responder.respond((this->*handle)(request, caller.value()));
         };
     };
     router.add("GET", "/api/messages", guarded(&ApiServer::list_messages));
@@ -274,36 +299,68 @@ void ApiServer::add_routes(Router& router)
     for (char const* method : { "GET", "PATCH", "DELETE" })
         router.add_prefix(method, std::string(messages_prefix), guarded(&ApiServer::message));
     router.add("GET", "/api/deliveries", guarded(&ApiServer::list_deliveries));
+    // The sign-in checks what it is given itself: a code or a token.
+    router.add("POST", "/api/session",
+        [this](Request request, Responder responder) { responder.respond(create_session(request)); });
+    router.add("DELETE", "/api/session", guarded(&ApiServer::end_session));
+    router.add("GET", "/api/sessions", guarded(&ApiServer::list_sessions));
+    router.add_prefix("DELETE", std::string(sessions_prefix), guarded(&ApiServer::revoke_session));
 }
 
-std::optional<Response> ApiServer::check_token(Request const& request)
+std::optional<Response> ApiServer::authorize(Request const& request)
 {
-    // Refs: RFC 6750 section 3 (the WWW-Authenticate challenge).
-    auto refuse = [](std::string_view message, char const* challenge) {
-        Response response = Response::error(401, "unauthorized", message);
-        response.headers.set("WWW-Authenticate", challenge);
-        return response;
-    };
-    auto header = request.headers.get("Authorization");
-    if (!header || request.headers.count("Authorization") != 1)
-        return refuse("this needs Authorization: Bearer <token>; issue one with `posta-server token <slug>`",
-            "Bearer realm=\"posta\"");
-    std::string_view value = *header;
-    constexpr std::string_view scheme = "Bearer ";
-    if (value.size() <= scheme.size() || !iequals(value.substr(0, scheme.size()), scheme))
-        return refuse("this needs Authorization: Bearer <token>; issue one with `posta-server token <slug>`",
-            "Bearer realm=\"posta\"");
-    std::string_view token = value.substr(scheme.size());
-    while (!token.empty() && token.front() == ' ')
-        token.remove_prefix(1);
-    while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
-        token.remove_suffix(1);
-    auto valid = m_store.verify_token(hash_api_token(token), now_ms());
-    if (!valid)
-        return store_failure(valid.error(), "checking an API token");
-    if (!valid.value())
-        return refuse("the token is not valid for this identity", "Bearer realm=\"posta\", error=\"invalid_token\"");
+    auto caller = identify(request);
+    if (!caller)
+        return std::move(caller).error();
     return std::nullopt;
+}
+
+Result<ApiServer::Caller, Response> ApiServer::identify(Request const& request)
+{
+    constexpr std::string_view how = "this needs Authorization: Bearer <token> (`posta-server token <slug>`) "
+                                     "or a session cookie (sign in: `posta-server login <slug>`)";
+    if (request.headers.count("Authorization") > 0) {
+        auto header = request.headers.get("Authorization");
+        std::string_view value = *header;
+        constexpr std::string_view scheme = "Bearer ";
+        if (request.headers.count("Authorization") != 1 || value.size() <= scheme.size()
+            || !iequals(value.substr(0, scheme.size()), scheme))
+            return unauthorized("unauthorized", how);
+        std::string_view token = value.substr(scheme.size());
+        while (!token.empty() && token.front() == ' ')
+            token.remove_prefix(1);
+        while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+            token.remove_suffix(1);
+        auto valid = m_store.verify_token(hash_api_token(token), now_ms());
+        if (!valid)
+            return store_failure(valid.error(), "checking an API token");
+        if (!valid.value())
+            return unauthorized("unauthorized", "the token is not valid for this identity",
+                "Bearer realm=\"posta\", error=\"invalid_token\"");
+        return Caller {};
+    }
+
+    auto secrets = cookie_values(request.headers, session_cookie_name);
+    if (secrets.empty())
+        return unauthorized("unauthorized", how);
+    // Before the store is asked: another site's request learns nothing.
+    if (changes_state(request.method)) {
+        if (auto refused = check_origin(request, m_settings.own_url, OriginRule::Required))
+            return std::move(*refused);
+    }
+    int64_t now = now_ms();
+    for (size_t i = 0; i < secrets.size() && i < max_session_cookies; ++i) {
+        auto session = m_store.find_session(hash_secret(secrets[i]), now);
+        if (!session)
+            return store_failure(session.error(), "checking a session");
+        if (session.value())
+            return Caller { std::move(session.value()->id) };
+    }
+    // The browser may drop the dead cookie now.
+    Response refused = unauthorized("unauthorized",
+        "the session has ended or expired; sign in again (`posta-server login <slug>` prints a link)");
+    refused.headers.set("Set-Cookie", ended_session_cookie(cookie_transport(request)));
+    return refused;
 }
 
 Response ApiServer::store_failure(Error const& error, char const* doing)
@@ -317,7 +374,7 @@ Response ApiServer::store_failure(Error const& error, char const* doing)
     return Response::error(500, "internal_error", "the identity's database failed; the server log says why");
 }
 
-Response ApiServer::list_messages(Request const& request)
+Response ApiServer::list_messages(Request const& request, Caller const&)
 {
     auto query = parse_query(request.query);
     if (!query)
@@ -378,7 +435,7 @@ Response ApiServer::list_messages(Request const& request)
     return response;
 }
 
-Response ApiServer::send_message(Request const& request)
+Response ApiServer::send_message(Request const& request, Caller const&)
 {
     static constexpr std::array<std::string_view, 4> fields = { "to", "subject", "body", "content_type" };
     auto parsed = json_object_body(request, fields);
@@ -441,7 +498,7 @@ Response ApiServer::send_message(Request const& request)
     return response;
 }
 
-Response ApiServer::message(Request const& request)
+Response ApiServer::message(Request const& request, Caller const&)
 {
     std::string_view id = std::string_view(request.path).substr(messages_prefix.size());
     if (id.empty() || id.find('/') != std::string_view::npos)
@@ -508,7 +565,7 @@ Response ApiServer::message(Request const& request)
     return answer(*found.value());
 }
 
-Response ApiServer::list_deliveries(Request const& request)
+Response ApiServer::list_deliveries(Request const& request, Caller const&)
 {
     auto query = parse_query(request.query);
     if (!query)
@@ -526,6 +583,98 @@ Response ApiServer::list_deliveries(Request const& request)
     for (auto const& delivery : deliveries.value())
         list.push_back(delivery_object(delivery));
     return ordered_json_response({ { "deliveries", std::move(list) } });
+}
+
+// -- Sessions ----------------------------------------------------------------
+
+Response ApiServer::create_session(Request const& request)
+{
+    // A sign-in from another site's page would sign the owner's browser into
+    // a session of that site's choosing (login CSRF). Tools send no Origin.
+    if (auto refused = check_origin(request, m_settings.own_url, OriginRule::IfPresent))
+        return std::move(*refused);
+    static constexpr std::array<std::string_view, 2> fields = { "code", "token" };
+    auto parsed = json_object_body(request, fields);
+    if (!parsed)
+        return std::move(parsed).error();
+    json& doc = parsed.value();
+    bool has_code = doc.contains("code");
+    if (has_code == doc.contains("token"))
+        return bad_request(has_code ? "conflicting_fields" : "missing_field",
+            "give either \"code\" (from a sign-in link) or \"token\" (an API token), not both");
+    auto secret = string_field(doc, has_code ? "code" : "token", std::nullopt);
+    if (!secret)
+        return std::move(secret).error();
+
+    int64_t now = now_ms();
+    NewSession session = make_session(now);
+    if (has_code) {
+        auto redeemed = m_store.redeem_login_code(hash_secret(secret.value()), session.hash, session.record, now);
+        if (!redeemed)
+            return store_failure(redeemed.error(), "redeeming a sign-in code");
+        if (!redeemed.value())
+            return unauthorized("invalid_code",
+                "this sign-in code is not valid: it was used already, it expired (codes last 10 minutes), or it "
+                "is another identity's; print a new link with `posta-server login <slug>`");
+    } else {
+        auto valid = m_store.verify_token(hash_api_token(secret.value()), now);
+        if (!valid)
+            return store_failure(valid.error(), "checking an API token");
+        if (!valid.value())
+            return unauthorized("invalid_token", "the token is not valid for this identity");
+        if (auto added = m_store.add_session(session.hash, session.record, now); !added)
+            return store_failure(added.error(), "starting a session");
+    }
+    log::info("session %s started by %s from %s", session.record.id.c_str(), has_code ? "a sign-in code" : "an API token",
+        request.client_address.c_str());
+    Response response = ordered_json_response({ { "session", session_object(session.record) } });
+    response.status = 201;
+    response.headers.set("Set-Cookie", session_cookie(session, cookie_transport(request)));
+    response.headers.set("Cache-Control", "no-store");
+    return response;
+}
+
+Response ApiServer::list_sessions(Request const&, Caller const& caller)
+{
+    auto sessions = m_store.list_sessions(now_ms());
+    if (!sessions)
+        return store_failure(sessions.error(), "listing sessions");
+    auto list = nlohmann::ordered_json::array();
+    for (auto const& session : sessions.value()) {
+        auto object = session_object(session);
+        object["current"] = caller.session_id == session.id;
+        list.push_back(std::move(object));
+    }
+    return ordered_json_response({ { "sessions", std::move(list) } });
+}
+
+Response ApiServer::end_session(Request const& request, Caller const& caller)
+{
+    if (!caller.session_id)
+        return Response::error(404, "not_found",
+            "this request has no session: it used a token; end a session with DELETE /api/sessions/<id>");
+    auto deleted = m_store.delete_session(*caller.session_id, now_ms());
+    if (!deleted)
+        return store_failure(deleted.error(), "ending a session");
+    log::info("session %s ended by its owner", caller.session_id->c_str());
+    Response response { 204, {}, {} };
+    response.headers.set("Set-Cookie", ended_session_cookie(cookie_transport(request)));
+    return response;
+}
+
+Response ApiServer::revoke_session(Request const& request, Caller const& caller)
+{
+    std::string_view id = std::string_view(request.path).substr(sessions_prefix.size());
+    auto deleted = m_store.delete_session(id, now_ms());
+    if (!deleted)
+        return store_failure(deleted.error(), "revoking a session");
+    if (!deleted.value())
+        return Response::error(404, "not_found", "no session with id \"" + std::string(id) + "\"");
+    log::info("session %s revoked", std::string(id).c_str());
+    Response response { 204, {}, {} };
+    if (caller.session_id == id)
+        response.headers.set("Set-Cookie", ended_session_cookie(cookie_transport(request)));
+    return response;
 }
 
 }

@@ -1,10 +1,11 @@
 // ApiServer: the owner API of one identity (PROTOCOL.md, "Owner API"), the
-// /api/ routes of its worker's Router: messages of both boxes, sending, and
-// the outbox's deliveries. Every route checks the Bearer token against the
-// hashes in the identity's Store. It answers at once: every query is a
-// short, local SQLite call on the worker's loop. It owns nothing but its
-// settings; the Store, the EventSink and the Router belong to the worker and
-// outlive it.
+// /api/ routes of its worker's Router: messages of both boxes, sending, the
+// outbox's deliveries, and the owner's browser sessions (sign_in.h). Every
+// route but the sign-in checks the caller (authorize()): a Bearer token or a
+// session cookie, whose hashes are in the identity's Store. It answers at
+// once: every query is a short, local SQLite call on the worker's loop. It
+// owns nothing but its settings; the Store, the EventSink and the Router
+// belong to the worker and outlive it.
 #pragma once
 
 #include "http/http_message.h"
@@ -40,21 +41,36 @@ public:
     ApiServer(ApiServer const&) = delete;
     ApiServer& operator=(ApiServer const&) = delete;
 
-    // Registers GET/POST /api/messages, GET/PATCH/DELETE /api/messages/<id>
-    // and GET /api/deliveries. The handlers refer to this ApiServer, which
+    // Registers GET/POST /api/messages, GET/PATCH/DELETE /api/messages/<id>,
+    // GET /api/deliveries, POST/DELETE /api/session, GET /api/sessions and
+    // DELETE /api/sessions/<id>. The handlers refer to this ApiServer, which
     // must outlive `router`'s use.
     void add_routes(Router& router);
 
-    // The answer to a request without a valid token: 401 with
-    // WWW-Authenticate: Bearer; nullopt when the token is valid. Exposed for
-    // other /api/ routes (the event stream).
-    std::optional<Response> check_token(Request const& request);
+    // The one check of the owner API's callers, for every /api/ route but
+    // the sign-in (the event stream's too): nullopt to let the request in;
+    // else the answer, 401 (with WWW-Authenticate: Bearer) or 403.
+    std::optional<Response> authorize(Request const& request);
 
 private:
-    Response list_messages(Request const&);
-    Response send_message(Request const&);
-    Response message(Request const&);
-    Response list_deliveries(Request const&);
+    // Who a request that passed authorize() comes from.
+    struct Caller {
+        std::optional<std::string> session_id; // signed in with this session's cookie; none: a token
+    };
+    // authorize(), telling who the caller is: `Authorization: Bearer` when
+    // the request has an Authorization field; else the posta_session
+    // cookie, and then a request that changes state must carry the
+    // identity's Origin (sign_in.h).
+    Result<Caller, Response> identify(Request const& request);
+
+    Response list_messages(Request const&, Caller const&);
+    Response send_message(Request const&, Caller const&);
+    Response message(Request const&, Caller const&);
+    Response list_deliveries(Request const&, Caller const&);
+    Response create_session(Request const&);
+    Response list_sessions(Request const&, Caller const&);
+    Response end_session(Request const&, Caller const&);
+    Response revoke_session(Request const&, Caller const&);
 
     // The answer to a failed store call: 503 when the database stayed busy,
     // 500 otherwise; the error is logged.

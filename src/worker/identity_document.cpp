@@ -23,12 +23,27 @@ std::string identity_document(IdentityEntry const& identity, Keys const& keys)
 
 void add_identity_document_route(Router& router, IdentityEntry const& identity, Keys const& keys)
 {
+    // The document is public and needs no credentials, so any site's page
+    // may read it (a web client looking up a recipient): CORS for all
+    // origins, without Allow-Credentials. Refs: WHATWG Fetch, "CORS protocol".
     Response response;
     response.headers.set("Content-Type", "application/json");
     response.headers.set("Cache-Control", "max-age=300");
+    response.headers.set("Access-Control-Allow-Origin", "*");
     response.body = identity_document(identity, keys);
     router.add("GET", "/.well-known/posta", [response](Request, Responder responder) {
         responder.respond(response);
+    });
+    // The preflight a browser sends before a GET with headers beyond the
+    // CORS-safelisted ones. A "*" in Allow-Headers means any header for a
+    // request without credentials, which is what the GET is.
+    Response preflight { 204, {}, {} };
+    preflight.headers.set("Access-Control-Allow-Origin", "*");
+    preflight.headers.set("Access-Control-Allow-Methods", "GET, OPTIONS");
+    preflight.headers.set("Access-Control-Allow-Headers", "*");
+    preflight.headers.set("Access-Control-Max-Age", "86400");
+    router.add("OPTIONS", "/.well-known/posta", [preflight](Request, Responder responder) {
+        responder.respond(preflight);
     });
 }
 

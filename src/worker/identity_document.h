@@ -16,7 +16,8 @@ class Router;
 // {"posta":1,"url":...,"name":...,"public_key":...,"inbox":url+"/inbox"}
 std::string identity_document(IdentityEntry const&, Keys const&);
 
-// GET (and so HEAD) /.well-known/posta, with Cache-Control: max-age=300.
+// GET (and so HEAD) /.well-known/posta, with Cache-Control: max-age=300
+// and Access-Control-Allow-Origin: *; OPTIONS answers a CORS preflight.
 void add_identity_document_route(Router&, IdentityEntry const&, Keys const&);
 
 }

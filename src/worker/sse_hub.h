@@ -108,8 +108,9 @@ struct SseLimits {
 class SseHub {
 public:
     // Decides whether a request may subscribe: nullopt to admit it, else the
-    // answer to send (401 with WWW-Authenticate: Bearer). The ApiServer's
-    // Bearer-token check, so /api/events is guarded exactly like /api/*.
+    // answer to send (401 with WWW-Authenticate: Bearer, or 403). The
+    // ApiServer's authorize(), so /api/events is guarded exactly like /api/*
+    // (a Bearer token or the session cookie).
     using Authorizer = std::function<std::optional<Response>(Request const&)>;
 
     using Limits = SseLimits;

@@ -309,7 +309,7 @@ Result<void> Worker::start_serving()
     m_api->add_routes(m_router);
     m_event_log.emplace(*m_store);
     m_events = std::make_unique<SseHub>(&m_loop, *m_event_log,
-        [this](Request const& request) { return m_api->check_token(request); });
+        [this](Request const& request) { return m_api->authorize(request); });
     m_events->add_routes(m_router);
 #ifdef POSTA_SANDBOX_PROBE
     add_sandbox_probe_route(m_router);
