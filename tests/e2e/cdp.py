@@ -200,6 +200,13 @@ class Browser:
         self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
         self.page("Input.insertText", text=text)
 
+    def key(self, name):
+        """Presses and releases one key: "Tab", "Enter", "Escape"."""
+        codes = {"Tab": 9, "Enter": 13, "Escape": 27}
+        for kind in ("keyDown", "keyUp"):
+            self.page("Input.dispatchKeyEvent", type=kind, key=name, code=name, windowsVirtualKeyCode=codes[name],
+                      text="\r" if name == "Enter" and kind == "keyDown" else "")
+
     def cookies(self):
         return self.page("Network.getCookies")["cookies"]
 
