@@ -12,13 +12,10 @@
 #include "common/worker_start.h"
 #include "posta_version.h"
 #include "cli/status_command.h"
+#include "cli/token_command.h"
 #include "supervisor/listener.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/systemd.h"
-#include "protocol/api_token.h"
-#include "worker/identity_dir.h"
-#include "worker/sign_in.h"
-#include "worker/store.h"
 #include "worker/tls_certificate.h"
 #include "worker/worker_template.h"
 
@@ -27,12 +24,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <optional>
-#include <cerrno>
-#include <chrono>
 #include <cstdio>
-#include <pwd.h>
-#include <sodium.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace posta;
@@ -114,134 +106,6 @@ int run_check(std::string const& manifest_path, std::string const& config_path, 
     std::printf("%s: ok, %zu identit%s\n", manifest_path.c_str(), manifest.value.identities.size(),
         manifest.value.identities.size() == 1 ? "y" : "ies");
     return 0;
-}
-
-// Files the token and login commands would write must belong to us: a
-// token issued as root into a folder of the daemon's user would leave
-// root-owned -wal and -shm files that the worker can no longer open.
-Result<void> check_owner(std::string const& command, std::string const& path)
-{
-    struct stat st {};
-    if (::stat(path.c_str(), &st) < 0) {
-        if (errno == ENOENT)
-            return {};
-        return Error::from_errno("stat", path);
-    }
-    if (st.st_uid == ::geteuid())
-        return {};
-    passwd const* owner = ::getpwuid(st.st_uid);
-    std::string name = owner ? owner->pw_name : std::to_string(st.st_uid);
-    return Error::message(command, "belongs to " + name + ", not to this user; fix: run the command as " + name
-            + " (sudo -u " + name + " posta-server " + command + " ...)", path);
-}
-
-struct OpenedIdentity {
-    IdentityEntry identity;
-    Store store;
-};
-
-// For the commands that write to one identity's inbox.db (`token`,
-// `login`): finds `slug` in the manifest and opens its Store, creating the
-// identity's folder and inbox.db as the worker would when it has never run,
-// after checking that the files are this user's. Safe while the daemon runs
-// (WAL and busy_timeout arbitrate with the worker). Never touches keys.json.
-// Errors are printed ("posta-server <command>: ...") and give nullopt.
-std::optional<OpenedIdentity> open_identity_store(std::string const& command, std::string const& slug,
-    std::string const& manifest_path, std::string const& config_path)
-{
-    log::set_role(command);
-    auto manifest = load_manifest(manifest_path);
-    auto config = load_config(config_path);
-    if (!manifest.ok() || !config.ok()) {
-        for (auto const& d : manifest.errors)
-            std::fprintf(stderr, "%s\n", d.text().c_str());
-        for (auto const& d : config.errors)
-            std::fprintf(stderr, "%s\n", d.text().c_str());
-        return std::nullopt;
-    }
-    log::configure(config.value.log_level, config.value.log_format);
-    IdentityEntry const* identity = manifest.value.find_slug(slug);
-    if (!identity) {
-        std::string known;
-        for (auto const& entry : manifest.value.identities)
-            known += (known.empty() ? "" : ", ") + entry.slug;
-        std::fprintf(stderr, "posta-server %s: %s has no identity \"%s\"; known slugs: %s\n", command.c_str(),
-            manifest_path.c_str(), slug.c_str(), known.empty() ? "(none)" : known.c_str());
-        return std::nullopt;
-    }
-    if (sodium_init() < 0) {
-        std::fprintf(stderr, "posta-server %s: sodium_init failed (libsodium could not initialise its random source)\n",
-            command.c_str());
-        return std::nullopt;
-    }
-
-    auto fail = [&](Error const& error) {
-        std::fprintf(stderr, "posta-server %s: %s\n", command.c_str(), error.text().c_str());
-        return std::nullopt;
-    };
-    std::string dir_path = config.value.state_dir + "/" + identity->slug;
-    for (auto const& path : { config.value.state_dir, dir_path, dir_path + "/inbox.db" }) {
-        if (auto owned = check_owner(command, path); !owned)
-            return fail(owned.error());
-    }
-    auto dir = prepare_identity_dir(config.value.state_dir, identity->slug);
-    if (!dir)
-        return fail(dir.error());
-    auto store = Store::open(dir.value());
-    if (!store)
-        return fail(store.error());
-    return OpenedIdentity { *identity, std::move(store.value()) };
-}
-
-int64_t wall_clock_ms()
-{
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-// Prints `line` alone on stdout, then wipes it: it holds a secret.
-int print_secret_line(std::string& line)
-{
-    std::printf("%s\n", line.c_str());
-    std::fflush(stdout);
-    sodium_memzero(line.data(), line.size());
-    return 0;
-}
-
-// Creates a token for `slug`, stores its hash in the identity's inbox.db and
-// prints the token alone on stdout.
-int run_token(std::string const& slug, std::string const& manifest_path, std::string const& config_path)
-{
-    auto opened = open_identity_store("token", slug, manifest_path, config_path);
-    if (!opened)
-        return 1;
-    std::string token = make_api_token();
-    if (auto added = opened->store.add_token(hash_api_token(token), wall_clock_ms()); !added) {
-        std::fprintf(stderr, "posta-server token: %s\n", added.error().text().c_str());
-        return 1;
-    }
-    return print_secret_line(token);
-}
-
-// Mints a one-time sign-in code for `slug` (worker/sign_in.h) and prints the
-// link that signs a browser in with it: <identity URL>/#code=<code>. The code
-// is in the fragment, so a browser never sends it in a request line or a
-// Referer, and it stays out of every log.
-int run_login(std::string const& slug, std::string const& manifest_path, std::string const& config_path)
-{
-    auto opened = open_identity_store("login", slug, manifest_path, config_path);
-    if (!opened)
-        return 1;
-    auto code = mint_login_code(opened->store, wall_clock_ms());
-    if (!code) {
-        std::fprintf(stderr, "posta-server login: %s\n", code.error().text().c_str());
-        return 1;
-    }
-    // The manifest's URL is canonical: no trailing slash.
-    std::string link = opened->identity.url + "/#code=" + code.value();
-    sodium_memzero(code->data(), code->size());
-    return print_secret_line(link);
 }
 
 int run_serve(ServeOptions options)
@@ -331,9 +195,9 @@ int main(int argc, char** argv)
     if (check_cmd->parsed())
         return run_check(check_manifest, check_config, check_acl, check_listen);
     if (token_cmd->parsed())
-        return run_token(token_slug, token_manifest, token_config);
+        return run_token_command(token_slug, token_manifest, token_config);
     if (login_cmd->parsed())
-        return run_login(login_slug, login_manifest, login_config);
+        return run_login_command(login_slug, login_manifest, login_config);
     if (status_cmd->parsed()) {
         auto config = load_config(status_config);
         if (!config.ok()) {

@@ -1,14 +1,9 @@
 #include "status_command.h"
 
-#include "common/unique_fd.h"
+#include "cli/control_client.h"
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <nlohmann/json.hpp>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 
 namespace posta {
 
@@ -35,45 +30,13 @@ std::string format_uptime(uint64_t seconds)
 
 int run_status_command(std::string const& control_socket, bool json)
 {
-    auto fail = [&](char const* what) {
-        std::fprintf(stderr, "posta-server status: %s %s: %s (is the daemon running with this --config?)\n", what,
-            control_socket.c_str(), std::strerror(errno));
-        return 1;
-    };
-    sockaddr_un addr {};
-    addr.sun_family = AF_UNIX;
-    if (control_socket.size() >= sizeof addr.sun_path) {
-        std::fprintf(stderr, "posta-server status: control socket path too long: %s\n", control_socket.c_str());
+    auto answer = ask_daemon(control_socket, "status", std::chrono::milliseconds(answer_timeout_ms));
+    if (!answer) {
+        std::fprintf(stderr, "posta-server status: %s (is the daemon running with this --config?)\n",
+            answer.error().text().c_str());
         return 1;
     }
-    std::memcpy(addr.sun_path, control_socket.data(), control_socket.size());
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd)
-        return fail("socket");
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
-        return fail("connect");
-    static char const request[] = "status\n";
-    if (::send(fd.get(), request, sizeof request - 1, MSG_NOSIGNAL) < 0)
-        return fail("send to");
-
-    std::string answer;
-    char buf[65536];
-    for (;;) {
-        pollfd p { fd.get(), POLLIN, 0 };
-        int ready = ::poll(&p, 1, answer_timeout_ms);
-        if (ready == 0) {
-            errno = ETIMEDOUT;
-            return fail("no answer on");
-        }
-        ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
-        if (n < 0)
-            return fail("recv from");
-        if (n == 0)
-            break;
-        answer.append(buf, static_cast<size_t>(n));
-    }
-
-    auto doc = nlohmann::json::parse(answer, nullptr, false);
+    auto doc = nlohmann::json::parse(answer.value(), nullptr, false);
     if (doc.is_discarded() || !doc.is_object()) {
         std::fprintf(stderr, "posta-server status: unreadable answer on %s\n", control_socket.c_str());
         return 1;

@@ -1,6 +1,7 @@
 #include "channel.h"
 
 #include <cstring>
+#include <string.h>
 #include <sys/uio.h>
 
 namespace posta {
@@ -14,14 +15,16 @@ struct WireHeader {
     uint32_t peer_len;
     uint32_t count;
     ConnectionKind kind;
+    uint32_t detail; // Mint: the MintKind; Minted: the MintOutcome
     sockaddr_storage peer;
 };
 
-Result<void> send_header_only(int channel, MessageType type, uint32_t count = 0)
+Result<void> send_header_only(int channel, MessageType type, uint32_t count = 0, uint32_t detail = 0)
 {
     WireHeader header {};
     header.type = type;
     header.count = count;
+    header.detail = detail;
     ssize_t n = ::send(channel, &header, sizeof header, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0)
         return Error::from_errno("send", "channel");
@@ -29,8 +32,9 @@ Result<void> send_header_only(int channel, MessageType type, uint32_t count = 0)
 }
 
 // A message without an fd whose prefix carries text: Policy, TlsStatus,
-// Start, Forked.
-Result<void> send_text(int channel, MessageType type, std::string_view serialized, uint32_t count = 0)
+// Start, Forked, Minted.
+Result<void> send_text(int channel, MessageType type, std::string_view serialized, uint32_t count = 0,
+    uint32_t detail = 0)
 {
     if (serialized.size() > max_channel_prefix)
         return Error::message("send", "message too large for the channel");
@@ -38,6 +42,7 @@ Result<void> send_text(int channel, MessageType type, std::string_view serialize
     header.type = type;
     header.prefix_len = static_cast<uint32_t>(serialized.size());
     header.count = count;
+    header.detail = detail;
     iovec iov[2] = {
         { &header, sizeof header },
         { const_cast<char*>(serialized.data()), serialized.size() },
@@ -89,6 +94,15 @@ Result<void> send_with_fd(int channel, MessageType type, int fd, sockaddr const*
 
 }
 
+char const* mint_kind_name(MintKind kind)
+{
+    switch (kind) {
+    case MintKind::ApiToken:
+        return "API token";
+    }
+    return "secret";
+}
+
 Result<std::pair<UniqueFd, UniqueFd>> make_channel()
 {
     int fds[2];
@@ -131,6 +145,17 @@ Result<void> send_tls_status(int channel, std::string_view problem)
 Result<void> send_ready(int channel) { return send_header_only(channel, MessageType::Ready); }
 
 Result<void> send_taken(int channel, uint32_t count) { return send_header_only(channel, MessageType::Taken, count); }
+
+Result<void> send_mint(int channel, uint32_t id, MintKind kind)
+{
+    return send_header_only(channel, MessageType::Mint, id, static_cast<uint32_t>(kind));
+}
+
+Result<void> send_minted(int channel, uint32_t id, MintOutcome outcome, std::string_view secret_or_why)
+{
+    return send_text(channel, MessageType::Minted, secret_or_why.substr(0, 4096), id,
+        static_cast<uint32_t>(outcome));
+}
 
 Result<std::optional<ChannelMessage>> receive_message(int channel)
 {
@@ -191,6 +216,8 @@ Result<std::optional<ChannelMessage>> receive_message(int channel)
 
     message.type = header.type;
     message.prefix.assign(scratch, prefix_len);
+    if (header.type == MessageType::Minted)
+        ::explicit_bzero(scratch, prefix_len); // a credential: only the message's copy remains
     switch (header.type) {
     case MessageType::Fork:
         if (received_count != 1)
@@ -206,6 +233,23 @@ Result<std::optional<ChannelMessage>> receive_message(int channel)
         message.kind = header.kind;
         message.peer = header.peer;
         message.peer_len = header.peer_len;
+        break;
+    case MessageType::Mint:
+        if (received_count != 0 || prefix_len != 0)
+            return Error::message("recvmsg", "malformed mint request", "worker channel");
+        if (header.detail != static_cast<uint32_t>(MintKind::ApiToken))
+            return Error::message("recvmsg", "unknown mint kind", "worker channel");
+        message.count = header.count;
+        message.mint = static_cast<MintKind>(header.detail);
+        break;
+    case MessageType::Minted:
+        if (received_count != 0)
+            return Error::message("recvmsg", "unexpected fd", "worker channel");
+        if (header.detail != static_cast<uint32_t>(MintOutcome::Minted)
+            && header.detail != static_cast<uint32_t>(MintOutcome::Failed))
+            return Error::message("recvmsg", "unknown mint outcome", "worker channel");
+        message.count = header.count;
+        message.outcome = static_cast<MintOutcome>(header.detail);
         break;
     case MessageType::Policy:
     case MessageType::TlsStatus:

@@ -1,7 +1,8 @@
 // The supervisor <-> worker channel: one private SOCK_SEQPACKET socketpair per
 // worker. The supervisor sends accepted connections (fd by SCM_RIGHTS, the
 // client address and any head bytes it had to consume); the worker sends its
-// state (ready). Both ends of a message share a name: send_X / on_X.
+// state (ready), and answers the supervisor's requests for an owner secret
+// (mint). Both ends of a message share a name: send_X / on_X.
 #pragma once
 
 #include "common/result.h"
@@ -28,6 +29,8 @@ enum class MessageType : uint32_t {
     Start = 6,      // supervisor -> worker, first: identity, config, policy (WorkerStart)
     Fork = 7,       // supervisor -> template: fork a worker for slug `prefix` on channel `fd`
     Forked = 8,     // template -> supervisor: the new worker's pid is `count` (0: failed, why in `prefix`)
+    Mint = 9,       // supervisor -> worker: make owner secret `mint` (request id `count`)
+    Minted = 10,    // worker -> supervisor: the answer to request `count`: the secret, or why not
     Closed = 100,   // not on the wire: the other end closed the channel
 };
 
@@ -37,6 +40,21 @@ enum class MessageType : uint32_t {
 enum class ConnectionKind : uint32_t {
     Plain = 0,
     Tls = 1,
+};
+
+// The owner secrets a worker mints on request (worker/mint.h), for the
+// control socket's `token` and `login`.
+enum class MintKind : uint32_t {
+    ApiToken = 1,
+};
+
+// What a secret of `kind` is called in operator messages ("API token").
+char const* mint_kind_name(MintKind kind);
+
+// Whether a Minted message carries the secret or the reason there is none.
+enum class MintOutcome : uint32_t {
+    Minted = 0,
+    Failed = 1,
 };
 
 // The largest head prefix a connection message may carry.
@@ -55,9 +73,13 @@ struct ChannelMessage {
                         // Policy: the serialized Policy; TlsStatus: the
                         // problem, empty when the certificate is in use;
                         // Start: the serialized WorkerStart; Fork: the slug;
-                        // Forked: why the fork failed
-    uint32_t count = 0; // Taken: how many connections; Forked: the pid
+                        // Forked: why the fork failed; Minted: the
+                        // secret, or why it failed
+    uint32_t count = 0; // Taken: how many connections; Forked: the pid;
+                        // Mint, Minted: the request id
     ConnectionKind kind = ConnectionKind::Plain; // Connection
+    MintKind mint = MintKind::ApiToken;          // Mint
+    MintOutcome outcome = MintOutcome::Minted;   // Minted
 };
 
 // A non-blocking, close-on-exec SOCK_SEQPACKET pair: first for the
@@ -89,6 +111,13 @@ Result<void> send_taken(int channel, uint32_t count);
 // `slug` whose channel end is `worker_channel`, and the answer.
 Result<void> send_fork(int channel, int worker_channel, std::string_view slug);
 Result<void> send_forked(int channel, pid_t pid, std::string_view why = {});
+
+// The supervisor asks a worker for an owner secret of `kind`; the worker
+// answers request `id` with the secret (outcome Minted) or the reason it has
+// none (Failed). The receiver of a Minted message should wipe its prefix
+// once used: it is a credential.
+Result<void> send_mint(int channel, uint32_t id, MintKind kind);
+Result<void> send_minted(int channel, uint32_t id, MintOutcome outcome, std::string_view secret_or_why);
 
 // Receives one message. nullopt: nothing is waiting (EAGAIN). A message of
 // type Closed: the peer closed its end. A malformed message is an error (a

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -53,26 +54,50 @@ Result<void> claim_path(std::string const& path)
 
 }
 
-// One connected client: its pipe, the request read so far, the answer being
-// written. Freed in the pipe's close callback, never earlier.
+// One connected client: its pipe, its credentials, the request read so far,
+// the answer being written. Freed in the pipe's close callback, never
+// earlier; a Reply holds a guard of its lifetime, which ends when it starts
+// closing.
 struct ControlServer::Client {
     uv_pipe_t pipe {};
     uv_write_t write {};
     ControlServer* server = nullptr;
+    ControlPeer peer;
     std::string request;
     std::string answer;
-    bool answered = false;
+    bool asked = false;    // the request line is complete and was handed on
+    bool answered = false; // an answer is being written
+    Lifetime lifetime;
 
     void close()
     {
         auto* handle = reinterpret_cast<uv_handle_t*>(&pipe);
         if (uv_is_closing(handle))
             return;
+        lifetime.end();
         if (server)
             server->m_clients.erase(this);
         server = nullptr;
-        uv_close(handle,
-            [](uv_handle_t* h) noexcept { delete static_cast<Client*>(h->data); });
+        uv_close(handle, [](uv_handle_t* h) noexcept {
+            auto* client = static_cast<Client*>(h->data);
+            ::explicit_bzero(client->answer.data(), client->answer.size());
+            delete client;
+        });
+    }
+
+    void send(std::string text)
+    {
+        if (answered)
+            return;
+        answered = true;
+        answer = std::move(text);
+        answer += '\n';
+        uv_buf_t out = uv_buf_init(answer.data(), static_cast<unsigned>(answer.size()));
+        int rc = uv_write(&write, reinterpret_cast<uv_stream_t*>(&pipe), &out, 1, [](uv_write_t* req, int) noexcept {
+            static_cast<Client*>(req->handle->data)->close();
+        });
+        if (rc < 0)
+            close();
     }
 };
 
@@ -140,13 +165,22 @@ ControlServer::~ControlServer()
     }
 }
 
-std::string ControlServer::answer(std::string_view request) noexcept
+void ControlServer::ask(Client& client, std::string_view request) noexcept
 {
+    Reply reply = [&client, guard = client.lifetime.guard()](std::string answer) {
+        if (guard)
+            client.send(std::move(answer));
+        ::explicit_bzero(answer.data(), answer.size());
+    };
     // The caller is a libuv callback: whatever the provider throws ends here
     // as one log line and an error answer.
-    std::string out = "{\"error\":\"internal error\"}";
-    guard_callback("control socket", [&] { out = m_provider(request); });
-    return out;
+    bool completed = false;
+    guard_callback("control socket", [&] {
+        m_provider(request, client.peer, reply);
+        completed = true;
+    });
+    if (!completed)
+        reply("{\"error\":\"internal error\"}");
 }
 
 void ControlServer::on_connection()
@@ -160,6 +194,16 @@ void ControlServer::on_connection()
         client->close();
         return;
     }
+    uv_os_fd_t fd = -1;
+    ucred cred {};
+    socklen_t cred_len = sizeof cred;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&client->pipe), &fd) < 0
+        || ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0) {
+        log::warn("control socket: cannot read a client's credentials: %s", std::strerror(errno));
+        client->close();
+        return;
+    }
+    client->peer = ControlPeer { cred.pid, cred.uid };
     uv_read_start(
         reinterpret_cast<uv_stream_t*>(&client->pipe),
         [](uv_handle_t*, size_t, uv_buf_t* buf) noexcept {
@@ -169,11 +213,19 @@ void ControlServer::on_connection()
         [](uv_stream_t* stream, ssize_t nread, uv_buf_t const* buf) noexcept {
             guard_callback("control socket", [&] {
                 auto* c = static_cast<Client*>(stream->data);
+                // The client left (or shut its end) before its answer: it
+                // withdrew what it asked, and an answer coming later finds
+                // nobody. One being written is finished first.
                 if (nread < 0 || !c->server) {
-                    c->close();
+                    if (c->answered && c->server)
+                        uv_read_stop(stream);
+                    else
+                        c->close();
                     return;
                 }
-                if (c->answered)
+                // Reading goes on while the answer is made, to notice a
+                // client that leaves; what it sends meanwhile is ignored.
+                if (c->asked)
                     return;
                 c->request.append(buf->base, static_cast<size_t>(nread));
                 auto newline = c->request.find('\n');
@@ -182,15 +234,9 @@ void ControlServer::on_connection()
                         c->close();
                     return;
                 }
-                c->answered = true;
-                uv_read_stop(stream);
-                c->answer = c->server->answer(std::string_view(c->request).substr(0, newline)) + "\n";
-                uv_buf_t out = uv_buf_init(c->answer.data(), static_cast<unsigned>(c->answer.size()));
-                int rc = uv_write(&c->write, stream, &out, 1, [](uv_write_t* req, int) noexcept {
-                    static_cast<Client*>(req->handle->data)->close();
-                });
-                if (rc < 0)
-                    c->close();
+                c->asked = true;
+                c->request.resize(newline);
+                c->server->ask(*c, c->request);
             });
         });
 }

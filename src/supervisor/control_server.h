@@ -1,9 +1,12 @@
 // ControlServer: the supervisor's control socket (config key control_socket),
 // a Unix stream socket on which `posta-server status` asks for the daemon's
-// state. One request line ("status"), one JSON answer, then close. Served by
-// the supervisor's loop without ever blocking it.
+// state and `posta-server token` for an owner token. One request line, one
+// answer line (control_request.h), then close. Served by the supervisor's
+// loop without ever blocking it: an answer may come later (from a worker),
+// and a client that leaves before it is simply not answered.
 #pragma once
 
+#include "common/lifetime.h"
 #include "common/result.h"
 
 #include <functional>
@@ -15,9 +18,22 @@
 
 namespace posta {
 
+// Who is asking, from the socket (SO_PEERCRED), not from anything it says.
+struct ControlPeer {
+    pid_t pid = 0;
+    uid_t uid = 0;
+};
+
 class ControlServer {
 public:
-    using Provider = std::function<std::string(std::string_view request)>;
+    // Gives a request its answer line (without the newline); the first call
+    // counts. Safe to call at any time, also after the client left or the
+    // server died: the answer is then dropped. Answers are wiped from memory
+    // once written, as some carry a credential.
+    using Reply = std::function<void(std::string answer)>;
+    // Answers each request (the line is valid only during the call): it must
+    // call `reply` once, now or later (it bounds "later" itself).
+    using Provider = std::function<void(std::string_view request, ControlPeer const& peer, Reply reply)>;
 
     // Binds `path` and starts listening; creates its folder 0755 if missing.
     // The path must be missing or a stale socket (connecting is refused),
@@ -41,7 +57,7 @@ private:
     }
 
     void on_connection();
-    std::string answer(std::string_view request) noexcept;
+    void ask(Client&, std::string_view request) noexcept;
 
     std::string m_path;
     Provider m_provider;

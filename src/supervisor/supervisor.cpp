@@ -6,7 +6,6 @@
 #include "supervisor/reload_plan.h"
 #include "supervisor/systemd.h"
 
-#include <nlohmann/json.hpp>
 #include <algorithm>
 #include <optional>
 #include <csignal>
@@ -95,9 +94,10 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(ServeOptions options)
     if (auto ok = self->bind_listeners(); !ok)
         return ok.error();
     Supervisor* raw = self.get();
-    auto control = ControlServer::create(&self->m_loop, self->m_config.control_socket, [raw](std::string_view request) {
-        return request == "status" ? raw->status_json() : std::string("{\"error\":\"unknown request\"}");
-    });
+    auto control = ControlServer::create(&self->m_loop, self->m_config.control_socket,
+        [raw](std::string_view request, ControlPeer const& peer, ControlServer::Reply reply) {
+            raw->answer_control(request, peer, std::move(reply));
+        });
     if (!control)
         return control.error();
     self->m_control = std::move(control.value());
@@ -575,47 +575,6 @@ void Supervisor::on_head_timer()
         m_pending.pop_front();
     }
     arm_head_timer();
-}
-
-std::string Supervisor::status_json() const
-{
-    using nlohmann::json;
-    uint64_t now = uv_now(&m_loop);
-    json identities = json::array();
-    // In manifest order, which is the operator's order.
-    for (auto const& entry : m_manifest.identities) {
-        auto it = m_workers.find(entry.slug);
-        if (it == m_workers.end())
-            continue;
-        WorkerProcess const& worker = *it->second;
-        identities.push_back({
-            { "slug", entry.slug },
-            { "url", entry.url },
-            { "host", entry.host_key },
-            { "state", WorkerProcess::state_name(worker.state()) },
-            { "pid", worker.pid() > 0 ? json(worker.pid()) : json(nullptr) },
-            { "uptime_s", worker.uptime_ms() / 1000 },
-            { "restarts", worker.restarts() },
-            { "pending", worker.pending() },
-        });
-        // An https identity's certificate problem, as its worker reported
-        // it; null when it has a certificate in use (or is not https).
-        identities.back()["tls_problem"]
-            = worker.tls_problem().empty() ? json(nullptr) : json(worker.tls_problem());
-    }
-    json out = {
-        { "pid", ::getpid() },
-        { "uptime_s", (now - m_started_at_ms) / 1000 },
-        { "manifest", m_options.manifest_path },
-        { "reloads", m_reloads },
-        { "last_reload_error", m_last_reload_error.empty() ? json(nullptr) : json(m_last_reload_error) },
-        { "draining", m_draining.size() },
-        { "needs_restart", m_needs_restart },
-        { "identities", std::move(identities) },
-    };
-    // Paths and names come from files and may be any bytes: the dump shows
-    // bytes that are not UTF-8 as U+FFFD instead of throwing.
-    return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 WorkerProcess* Supervisor::find_route(std::string const& host_key) const

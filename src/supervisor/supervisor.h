@@ -143,6 +143,8 @@ private:
     // "serving 1 of 2 identities; failing: marcus", for systemd's STATUS=.
     std::string serving_status() const;
     std::string status_json() const;
+    // Answers one control socket request (supervisor_control.cpp).
+    void answer_control(std::string_view request, ControlPeer const& peer, ControlServer::Reply reply);
     std::unique_ptr<WorkerProcess> make_worker(IdentityEntry const&);
     WorkerProcess* find_worker(pid_t) const;
     bool files_held(std::string const& slug) const;

@@ -7,6 +7,7 @@
 
 #include <csignal>
 #include <cstring>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +25,12 @@ constexpr uint64_t healthy_uptime_ms = 60000;
 constexpr uint64_t max_wait_ms = 1000;
 // How many connections may wait so, as a multiple of max_pending.
 constexpr size_t max_waiting_factor = 16;
+// Owner-secret requests (control socket `token`): a worker mints one in
+// milliseconds, or in up to the database's 5 s busy_timeout when another
+// writer holds inbox.db; one that has not answered by then is hung. The
+// requests are an operator's, so a few in flight suffice.
+constexpr uint64_t mint_timeout_ms = 10000;
+constexpr size_t max_mints_in_flight = 8;
 
 std::string describe_exit(int wait_status)
 {
@@ -46,9 +53,11 @@ WorkerProcess::WorkerProcess(uv_loop_t* loop, TemplateProcess& forker, IdentityE
     , m_config(config)
     , m_policy(std::move(policy))
     , m_observer(std::move(observer))
+    , m_mints(max_mints_in_flight)
 {
     m_timer = make_timer(loop, this);
     m_waiting_timer = make_timer(loop, this);
+    m_mint_timer = make_timer(loop, this);
 }
 
 WorkerProcess::~WorkerProcess()
@@ -180,6 +189,9 @@ void WorkerProcess::on_channel_readable()
         case MessageType::TlsStatus:
             m_tls_problem = std::move((*message)->prefix);
             break;
+        case MessageType::Minted:
+            on_minted(**message);
+            break;
         case MessageType::Closed:
             // The worker is exiting; SIGCHLD tells how.
             drop_channel();
@@ -193,8 +205,57 @@ void WorkerProcess::on_channel_readable()
     }
 }
 
+Result<void> WorkerProcess::mint(MintKind kind, MintRequests::Done done)
+{
+    if (m_state != State::Ready || !m_channel)
+        return Error::message("mint", std::string("its worker is not ready (") + state_name(m_state)
+                + "); see posta-server status and the daemon's log");
+    auto id = m_mints.add(std::move(done), uv_now(m_loop) + mint_timeout_ms);
+    if (!id)
+        return id.error();
+    if (auto sent = send_mint(m_channel.get(), id.value(), kind); !sent) {
+        m_mints.cancel(id.value());
+        return Error::message("mint", "its worker does not take requests (is it hung?): " + sent.error().text());
+    }
+    arm_mint_timer();
+    return {};
+}
+
+void WorkerProcess::on_minted(ChannelMessage& message)
+{
+    Result<std::string> outcome = message.outcome == MintOutcome::Minted
+        ? Result<std::string>(std::move(message.prefix))
+        : Result<std::string>(Error::message("mint", "its worker could not mint it: " + message.prefix));
+    if (!m_mints.answer(message.count, std::move(outcome)))
+        log::warn("%s: worker %d answered mint request %u, which no longer waits (timed out)",
+            m_identity.slug.c_str(), m_pid, message.count);
+    // Whatever was not moved out: a secret nobody is waiting for.
+    ::explicit_bzero(message.prefix.data(), message.prefix.size());
+    arm_mint_timer();
+}
+
+void WorkerProcess::arm_mint_timer()
+{
+    auto next = m_mints.next_deadline();
+    if (!next) {
+        uv_timer_stop(m_mint_timer.get());
+        return;
+    }
+    uint64_t now = uv_now(m_loop);
+    uv_timer_start(m_mint_timer.get(), [](uv_timer_t* timer) noexcept {
+        auto* self = static_cast<WorkerProcess*>(timer->data);
+        if (!self)
+            return;
+        self->m_mints.expire(uv_now(self->m_loop));
+        self->arm_mint_timer();
+    }, *next > now ? *next - now : 0, 0);
+}
+
 void WorkerProcess::drop_channel()
 {
+    // The worker is gone or being killed: nothing it was asked will come.
+    m_mints.fail_all(Error::message("mint", "its worker ended before it answered"));
+    arm_mint_timer();
     refuse_waiting();
     m_channel_poll.close();
     m_channel.reset();

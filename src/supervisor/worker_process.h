@@ -14,6 +14,7 @@
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "common/uv_handle.h"
+#include "supervisor/mint_requests.h"
 #include "supervisor/template_process.h"
 
 #include <chrono>
@@ -67,6 +68,13 @@ public:
     // Sends a new policy to the running worker, and to every later restart.
     void update_policy(Policy policy);
 
+    // Asks the ready worker for an owner secret of `kind` (MessageType::Mint);
+    // `done` is called once, later, with the secret or why there is none
+    // (no answer within mint_timeout, or the worker ended first). An error
+    // when the worker is not ready or has max_mints_in_flight requests
+    // waiting; `done` is then never called.
+    Result<void> mint(MintKind kind, MintRequests::Done done);
+
     // SIGTERM now; SIGKILL once `shutdown_timeout` passes without exit.
     void stop();
 
@@ -95,6 +103,8 @@ private:
     void expire_waiting();
     void refuse_waiting();
     void watch_channel(bool writable);
+    void on_minted(ChannelMessage&);
+    void arm_mint_timer();
 
     // A connection routed here while the worker was behind.
     struct Waiting {
@@ -126,6 +136,8 @@ private:
     std::chrono::milliseconds m_backoff { 1000 };
     unsigned m_restarts = 0;
     std::string m_tls_problem;
+    MintRequests m_mints;
+    UvHandle<uv_timer_t> m_mint_timer;
     Lifetime m_lifetime; // the template's answer may come after we are gone
 };
 

@@ -32,6 +32,7 @@
 #include "worker/identity_document.h"
 #include "worker/inbox.h"
 #include "worker/keys.h"
+#include "worker/mint.h"
 #include "worker/outbox_loop.h"
 #include "worker/peer_directory.h"
 #include "posta_version.h"
@@ -49,6 +50,7 @@
 #include <memory>
 #include <optional>
 #include <poll.h>
+#include <sodium.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -104,6 +106,7 @@ private:
     void on_channel_event(int status, int events);
     bool admit(ChannelMessage& message);
     void on_connection(ChannelMessage message);
+    void on_mint(ChannelMessage const& request);
     void credit_taken();
     void watch_channel(int events);
     void on_signal(int signum);
@@ -492,6 +495,10 @@ void Worker::on_channel_event(int status, int events)
             load_tls("on reload");
             continue;
         }
+        if (message.type == MessageType::Mint) {
+            on_mint(message);
+            continue;
+        }
         fail("unexpected message type " + std::to_string(static_cast<uint32_t>(message.type))
             + " from the supervisor");
         return;
@@ -504,6 +511,28 @@ void Worker::on_channel_event(int status, int events)
         on_connection(std::move(connection));
     if (stop_reason)
         begin_stop(stop_reason);
+}
+
+// The owner asked for a secret through the supervisor's control socket:
+// mint it here, in the one process that may write this identity's database,
+// and answer. The secret is never logged. A channel too full for the answer
+// is a supervisor that stopped reading; it times the request out itself.
+void Worker::on_mint(ChannelMessage const& request)
+{
+    auto minted = mint_secret(*m_store, request.mint);
+    if (!minted) {
+        log::warn("cannot mint an owner secret: %s", minted.error().text().c_str());
+        if (auto sent = send_minted(m_setup.channel.get(), request.count, MintOutcome::Failed, minted.error().text());
+            !sent)
+            log::warn("%s", sent.error().text().c_str());
+        return;
+    }
+    auto sent = send_minted(m_setup.channel.get(), request.count, MintOutcome::Minted, minted.value());
+    sodium_memzero(minted.value().data(), minted.value().size());
+    if (!sent)
+        log::warn("cannot answer a mint request: %s", sent.error().text().c_str());
+    else
+        log::info("minted an owner %s at the supervisor's request", mint_kind_name(request.mint));
 }
 
 void Worker::credit_taken()

@@ -119,17 +119,30 @@ public:
     {
         uint32_t total = 0;
         auto deadline = Clock::now() + timeout;
-        while (total < expected && Clock::now() < deadline) {
+        while (total < expected) {
+            auto taken = next_message(MessageType::Taken, deadline);
+            if (!taken)
+                break;
+            total += taken->count;
+        }
+        return total;
+    }
+
+    // The next message of `type` from the worker, skipping others; nullopt
+    // once the deadline passed.
+    std::optional<ChannelMessage> next_message(MessageType type, Clock::time_point deadline)
+    {
+        while (Clock::now() < deadline) {
             pollfd p { m_channel.get(), POLLIN, 0 };
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
             if (::poll(&p, 1, static_cast<int>(std::max<long>(left, 0))) <= 0)
                 break;
             auto message = receive_message(m_channel.get());
             REQUIRE(message.ok());
-            if (message.value() && message.value()->type == MessageType::Taken)
-                total += message.value()->count;
+            if (message.value() && message.value()->type == type)
+                return std::move(*message.value());
         }
-        return total;
+        return std::nullopt;
     }
 
     // Passes a new connection, with `prefix` as the bytes "already read".
@@ -225,6 +238,35 @@ TEST_CASE("a worker creates its state, reports ready and serves its identity doc
     CHECK(doc["inbox"] == "http://arne.test:8080/inbox");
     CHECK(doc["public_key"] == keys["public_key"]);
     CHECK(doc.size() == 5);
+}
+
+TEST_CASE("a worker answers a mint request with a token it stored and accepts, naming the request")
+{
+    ForkedWorker worker;
+    REQUIRE(worker.wait_ready());
+    REQUIRE(send_mint(worker.channel(), 41, MintKind::ApiToken).ok());
+    REQUIRE(send_mint(worker.channel(), 42, MintKind::ApiToken).ok());
+    auto first = worker.next_message(MessageType::Minted, Clock::now() + 10s);
+    auto second = worker.next_message(MessageType::Minted, Clock::now() + 10s);
+    REQUIRE(first);
+    REQUIRE(second);
+    CHECK(first->count == 41);
+    CHECK(second->count == 42);
+    CHECK(first->outcome == MintOutcome::Minted);
+    CHECK(first->prefix.starts_with("posta_"));
+    CHECK(first->prefix.size() == 49);
+    CHECK(first->prefix != second->prefix);
+    for (auto const* token : { &first->prefix, &second->prefix }) {
+        auto client = worker.connect();
+        client.send("GET /api/messages HTTP/1.1\r\nHost: arne.test:8080\r\nAuthorization: Bearer " + *token
+            + "\r\n\r\n");
+        auto r = client.read_response();
+        REQUIRE(r);
+        CHECK(r->status == 200);
+    }
+    // The worker logs that it minted, never what.
+    CHECK(worker.wait_log("minted an owner API token"));
+    CHECK(worker.log().find(first->prefix) == std::string::npos);
 }
 
 TEST_CASE("a worker reuses its keys across restarts")
