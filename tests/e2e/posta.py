@@ -112,10 +112,18 @@ class Daemon:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self, wait_ready=True):
+    def start(self, wait_ready=True, as_uid=None):
+        """Starts the daemon; with `as_uid` (root only), as that uid, owner of
+        the test's folder, as systemd's DynamicUser= and StateDirectory= make it."""
+        prefix = []
+        if as_uid is not None:
+            for path in [self.dir] + [os.path.join(self.dir, n) for n in os.listdir(self.dir)]:
+                os.chown(path, as_uid, as_uid)
+            # setpriv clears the parent-death signal: the test kills it itself.
+            prefix = ["setpriv", f"--reuid={as_uid}", f"--regid={as_uid}", "--clear-groups"]
         self.proc = subprocess.Popen(
-            [BINARY, "serve", "--listen", "127.0.0.1:0", "--manifest", self.manifest,
-             "--config", self.config_path] + self.args,
+            prefix + [BINARY, "serve", "--listen", "127.0.0.1:0", "--manifest", self.manifest,
+                      "--config", self.config_path] + self.args,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True, errors="replace", preexec_fn=die_with_parent)
         self.attach(self.proc)

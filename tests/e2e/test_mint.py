@@ -27,22 +27,6 @@ def token(d, slug, *, as_uid=None, timeout=30):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def start_as(d, uid):
-    """Starts `d`'s daemon as `uid`, owner of its folder (as systemd's
-    StateDirectory= makes it)."""
-    os.chown(d.dir, uid, uid)
-    for name in os.listdir(d.dir):
-        os.chown(os.path.join(d.dir, name), uid, uid)
-    proc = subprocess.Popen(
-        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", BINARY, "serve", "--listen", "127.0.0.1:0",
-         "--manifest", d.manifest, "--config", d.config_path],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
-    d.attach(proc)
-    d.port = int(d.wait_log(r"listening on 127\.0\.0\.1:(\d+)").group(1))
-    for ident in d.identities:
-        d.worker_pid(ident["slug"])
-
-
 def api_status(d, tok, host="arne.local"):
     return d.request(host, path="/api/messages", headers={"Authorization": f"Bearer {tok}"}).status
 
@@ -82,7 +66,7 @@ def as_root_a_token_is_minted_by_the_worker_of_a_daemon_running_as_its_own_user(
         print("skipped: running the daemon as another user needs root")
         return
     with Daemon([ARNE], autostart=False) as d:
-        start_as(d, DAEMON_UID)
+        d.start(as_uid=DAEMON_UID)
         folder = os.path.join(d.state_dir, "arne")
         r = token(d, "arne")
         assert r.returncode == 0, r
