@@ -1,7 +1,8 @@
 // posta-server: the command line. `serve` runs the supervisor (which spawns
 // the workers: this binary again, in an internal mode, common/worker_start.h); `check` validates the operator's files without serving;
 // `token` issues an owner API token for one identity, `login` a one-time
-// sign-in link for its web app.
+// sign-in link for its web app; `backup` and `restore` copy one identity out
+// of and into the state folder.
 #include "common/acl.h"
 #include "common/address.h"
 #include "common/config.h"
@@ -11,6 +12,7 @@
 #include "common/process_title.h"
 #include "common/worker_start.h"
 #include "posta_version.h"
+#include "cli/backup_command.h"
 #include "cli/status_command.h"
 #include "cli/token_command.h"
 #include "supervisor/listener.h"
@@ -188,12 +190,28 @@ int main(int argc, char** argv)
     login_cmd->add_option("slug", login_slug, "The identity's slug, as in the manifest")->required();
     login_cmd->add_option("--manifest", login_manifest, "The identities manifest (TOML)")->capture_default_str();
     login_cmd->add_option("--config", login_config, "Daemon settings (TOML), for state_dir");
+    std::string copy_slug;
+    std::string copy_dir;
+    std::string copy_config;
+    auto* backup_cmd = app.add_subcommand("backup",
+        "Copy one identity's keys.json and inbox.db into DIR, consistently, while it may be served");
+    auto* restore_cmd = app.add_subcommand("restore",
+        "Copy a backup in DIR into the state folder of an identity the daemon does not serve");
+    for (auto* cmd : { backup_cmd, restore_cmd }) {
+        cmd->add_option("slug", copy_slug, "The identity's slug")->required();
+        cmd->add_option("dir", copy_dir, "The backup's folder")->required();
+        cmd->add_option("--config", copy_config, "Daemon settings (TOML), for state_dir and control_socket");
+    }
 
     CLI11_PARSE(app, argc, argv);
 
     serve.activated = std::move(activated);
     if (check_cmd->parsed())
         return run_check(check_manifest, check_config, check_acl, check_listen);
+    if (backup_cmd->parsed())
+        return run_backup_command(copy_slug, copy_dir, copy_config);
+    if (restore_cmd->parsed())
+        return run_restore_command(copy_slug, copy_dir, copy_config);
     if (token_cmd->parsed())
         return run_token_command(token_slug, token_manifest, token_config);
     if (login_cmd->parsed())

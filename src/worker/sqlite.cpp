@@ -77,6 +77,25 @@ Result<void> SqliteDb::exec(char const* sql)
     return error;
 }
 
+Result<void> backup_database(SqliteDb& from, SqliteDb& to)
+{
+    sqlite3_backup* backup = sqlite3_backup_init(to.get(), "main", from.get(), "main");
+    if (!backup)
+        return to.error("sqlite3_backup_init");
+    int rc = sqlite3_backup_step(backup, -1);
+    // finish reports the step's error too, on the destination connection.
+    int finished = sqlite3_backup_finish(backup);
+    if (rc != SQLITE_DONE) {
+        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+            return Error { ErrorDomain::Sqlite, rc, "sqlite3_backup_step", sqlite3_errstr(rc), from.path() };
+        return finished != SQLITE_OK ? to.error("sqlite3_backup_step")
+                                     : Error { ErrorDomain::Sqlite, rc, "sqlite3_backup_step", sqlite3_errstr(rc), from.path() };
+    }
+    if (finished != SQLITE_OK)
+        return to.error("sqlite3_backup_finish");
+    return {};
+}
+
 bool is_sqlite_busy(Error const& error)
 {
     if (error.domain != ErrorDomain::Sqlite)

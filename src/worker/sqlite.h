@@ -83,6 +83,12 @@ private:
     sqlite3_stmt* m_stmt = nullptr;
 };
 
+// Copies the whole of `from`'s main database into `to`'s with SQLite's
+// online backup API, in one step: under one read transaction of `from`, so
+// the copy is the database as one moment saw it, while other connections
+// (in WAL mode) go on writing. Replaces what `to` held.
+Result<void> backup_database(SqliteDb& from, SqliteDb& to);
+
 // Whether `error` is SQLite's "the database is busy or locked" (SQLITE_BUSY,
 // SQLITE_LOCKED and their extended codes): another connection holds the
 // lock, and trying again later may succeed. False for any other domain.
