@@ -14,7 +14,7 @@
 #include "posta_version.h"
 #include "cli/backup_command.h"
 #include "cli/status_command.h"
-#include "cli/token_command.h"
+#include "cli/mint_command.h"
 #include "supervisor/listener.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/systemd.h"
@@ -213,9 +213,9 @@ int main(int argc, char** argv)
     if (restore_cmd->parsed())
         return run_restore_command(copy_slug, copy_dir, copy_config);
     if (token_cmd->parsed())
-        return run_token_command(token_slug, token_manifest, token_config);
+        return run_mint_command(MintKind::ApiToken, token_slug, token_manifest, token_config);
     if (login_cmd->parsed())
-        return run_login_command(login_slug, login_manifest, login_config);
+        return run_mint_command(MintKind::LoginLink, login_slug, login_manifest, login_config);
     if (status_cmd->parsed()) {
         auto config = load_config(status_config);
         if (!config.ok()) {

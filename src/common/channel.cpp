@@ -99,8 +99,15 @@ char const* mint_kind_name(MintKind kind)
     switch (kind) {
     case MintKind::ApiToken:
         return "API token";
+    case MintKind::LoginLink:
+        return "sign-in link";
     }
     return "secret";
+}
+
+bool is_mint_kind(uint32_t value)
+{
+    return value == static_cast<uint32_t>(MintKind::ApiToken) || value == static_cast<uint32_t>(MintKind::LoginLink);
 }
 
 Result<std::pair<UniqueFd, UniqueFd>> make_channel()
@@ -237,7 +244,7 @@ Result<std::optional<ChannelMessage>> receive_message(int channel)
     case MessageType::Mint:
         if (received_count != 0 || prefix_len != 0)
             return Error::message("recvmsg", "malformed mint request", "worker channel");
-        if (header.detail != static_cast<uint32_t>(MintKind::ApiToken))
+        if (!is_mint_kind(header.detail))
             return Error::message("recvmsg", "unknown mint kind", "worker channel");
         message.count = header.count;
         message.mint = static_cast<MintKind>(header.detail);

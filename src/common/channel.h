@@ -45,11 +45,14 @@ enum class ConnectionKind : uint32_t {
 // The owner secrets a worker mints on request (worker/mint.h), for the
 // control socket's `token` and `login`.
 enum class MintKind : uint32_t {
-    ApiToken = 1,
+    ApiToken = 1,  // an owner API token
+    LoginLink = 2, // a one-time sign-in code, as the link <identity URL>/#code=<code>
 };
 
-// What a secret of `kind` is called in operator messages ("API token").
+// What a secret of `kind` is called in operator messages ("API token"), and
+// whether `value` is one of the kinds.
 char const* mint_kind_name(MintKind kind);
+bool is_mint_kind(uint32_t value);
 
 // Whether a Minted message carries the secret or the reason there is none.
 enum class MintOutcome : uint32_t {

@@ -10,11 +10,14 @@ namespace {
 
 constexpr std::string_view secret_open = "{\"secret\":\"";
 constexpr std::string_view secret_close = "\"}";
-constexpr std::string_view secret_chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
+// Text that stands in a JSON string as it is, and in a terminal as one word.
 bool url_safe(std::string_view text)
 {
-    return !text.empty() && text.find_first_not_of(secret_chars) == std::string_view::npos;
+    for (char c : text) {
+        if (c <= ' ' || c > '~' || c == '"' || c == '\\')
+            return false;
+    }
+    return !text.empty();
 }
 
 }
@@ -25,23 +28,25 @@ Result<ControlRequest> parse_control_request(std::string_view line)
         return ControlRequest {};
     auto space = line.find(' ');
     std::string_view verb = line.substr(0, space);
-    if (verb == "token") {
+    if (verb == "token" || verb == "login") {
+        std::string usage = std::string(verb) + " SLUG";
         std::string_view slug = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
         if (slug.empty())
-            return Error::message("control", "token needs a slug: token SLUG");
+            return Error::message("control", std::string(verb) + " needs a slug: " + usage);
         if (!valid_slug(slug))
-            return Error::message("control", "not a slug (a-z, 0-9 and -, at most 63): token SLUG");
-        return ControlRequest { ControlRequest::Kind::Mint, MintKind::ApiToken, std::string(slug) };
+            return Error::message("control", "not a slug (a-z, 0-9 and -, at most 63): " + usage);
+        return ControlRequest { ControlRequest::Kind::Mint, verb == "token" ? MintKind::ApiToken : MintKind::LoginLink,
+            std::string(slug) };
     }
-    return Error::message("control", "unknown request; this daemon answers status and token SLUG");
+    return Error::message("control", "unknown request; this daemon answers status, token SLUG and login SLUG");
 }
 
 bool may_mint(uid_t peer, uid_t daemon_euid) { return peer == 0 || peer == daemon_euid; }
 
 std::string secret_answer(std::string_view secret)
 {
-    // What our workers mint is base64url; anything else would not be JSON
-    // as written, and is not a secret of ours.
+    // What our workers mint is a token or a URL; anything else would not be
+    // JSON as written, and is not a secret of ours.
     if (!url_safe(secret))
         return error_answer("the worker answered something that is not a secret");
     std::string out(secret_open);

@@ -5,6 +5,8 @@
 //   status          -> the daemon's state (Supervisor::status_json)
 //   token SLUG      -> {"secret":"posta_..."}: a new owner API token, minted
 //                      by SLUG's worker; only for root or the daemon's user
+//   login SLUG      -> {"secret":"<identity URL>/#code=..."}: a one-time
+//                      sign-in link, the same way
 //   anything wrong  -> {"error":"one line for the operator"}
 #pragma once
 
@@ -35,8 +37,9 @@ Result<ControlRequest> parse_control_request(std::string_view line);
 // the socket's mode lets connect.
 bool may_mint(uid_t peer, uid_t daemon_euid);
 
-// The answers. A secret is URL-safe text (base64url and the like) and is
-// written as it is; the caller wipes the answer once sent.
+// The answers. A secret is printable ASCII without quotes, backslashes or
+// spaces (a token, a URL) and is written as it is; the caller wipes the
+// answer once sent.
 std::string secret_answer(std::string_view secret);
 std::string error_answer(std::string_view why);
 

@@ -1,13 +1,14 @@
 #include "mint.h"
 
 #include "protocol/api_token.h"
+#include "worker/sign_in.h"
 
 #include <chrono>
 #include <sodium.h>
 
 namespace posta {
 
-Result<std::string> mint_secret(Store& store, MintKind kind)
+Result<std::string> mint_secret(Store& store, MintKind kind, std::string_view identity_url)
 {
     auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::system_clock::now().time_since_epoch());
@@ -19,6 +20,15 @@ Result<std::string> mint_secret(Store& store, MintKind kind)
             return added.error();
         }
         return token;
+    }
+    case MintKind::LoginLink: {
+        auto code = mint_login_code(store, now.count());
+        if (!code)
+            return code.error();
+        // The manifest's URL is canonical: no trailing slash.
+        std::string link = std::string(identity_url) + "/#code=" + code.value();
+        sodium_memzero(code->data(), code->size());
+        return link;
     }
     }
     return Error::message("mint", "unknown kind of secret");

@@ -519,7 +519,7 @@ void Worker::on_channel_event(int status, int events)
 // is a supervisor that stopped reading; it times the request out itself.
 void Worker::on_mint(ChannelMessage const& request)
 {
-    auto minted = mint_secret(*m_store, request.mint);
+    auto minted = mint_secret(*m_store, request.mint, m_setup.identity.url);
     if (!minted) {
         log::warn("cannot mint an owner secret: %s", minted.error().text().c_str());
         if (auto sent = send_minted(m_setup.channel.get(), request.count, MintOutcome::Failed, minted.error().text());
@@ -532,7 +532,7 @@ void Worker::on_mint(ChannelMessage const& request)
     if (!sent)
         log::warn("cannot answer a mint request: %s", sent.error().text().c_str());
     else
-        log::info("minted an owner %s at the supervisor's request", mint_kind_name(request.mint));
+        log::info("minted an owner's %s at the supervisor's request", mint_kind_name(request.mint));
 }
 
 void Worker::credit_taken()

@@ -1,4 +1,4 @@
-"""`posta-server token` while the daemon runs: the identity's own worker mints
+"""`posta-server token` (and `login`) while the daemon runs: the identity's own worker mints
 the token, asked through the supervisor's control socket, which admits only
 root and the daemon's user. Run as root with a daemon of another user (what
 systemd's DynamicUser gives), refused to strangers, and answered with an
@@ -19,11 +19,11 @@ DAEMON_UID = 4242  # a uid with no user, as systemd's DynamicUser gives the serv
 NOBODY = 65534
 
 
-def token(d, slug, *, as_uid=None, timeout=30):
-    """Runs the real `token` command (as `as_uid`, through setpriv); returns
-    the finished process."""
+def token(d, slug, *, as_uid=None, timeout=30, command="token"):
+    """Runs the real `token` command, or `login` (as `as_uid`, through
+    setpriv); returns the finished process."""
     prefix = [] if as_uid is None else ["setpriv", f"--reuid={as_uid}", f"--regid={as_uid}", "--clear-groups"]
-    return subprocess.run(prefix + [BINARY, "token", slug, "--manifest", d.manifest, "--config", d.config_path],
+    return subprocess.run(prefix + [BINARY, command, slug, "--manifest", d.manifest, "--config", d.config_path],
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -74,7 +74,18 @@ def as_root_a_token_is_minted_by_the_worker_of_a_daemon_running_as_its_own_user(
         assert re.fullmatch(r"posta_[A-Za-z0-9_-]{43}", tok) and r.stdout == tok + "\n", r
         assert api_status(d, tok) == 200
         d.wait_log(r"arne: API token minted by its worker for uid 0 \(pid \d+\)")
-        d.wait_log(r"arne\[\d+\]: minted an owner API token at the supervisor's request")
+        d.wait_log(r"arne\[\d+\]: minted an owner's API token at the supervisor's request")
+        # A sign-in link, the same way: its code signs a browser in, once.
+        r = token(d, "arne", command="login")
+        assert r.returncode == 0 and r.stdout.startswith(ARNE["url"] + "/#code="), r
+        code = r.stdout.strip().split("#code=")[1]
+        assert re.fullmatch(r"[A-Za-z0-9_-]{43}", code), r
+        for status in (201, 401):
+            signed = d.request("arne.local", method="POST", path="/api/session", body=json.dumps({"code": code}).encode(),
+                               headers={"Content-Type": "application/json"})
+            assert signed.status == status, signed
+        d.wait_log(r"arne: sign-in link minted by its worker for uid 0 \(pid \d+\)")
+        assert tokens_logged(d, ["posta_" + code]) == [], "a sign-in code is in the log"
         # The daemon's own user may mint too.
         own = token(d, "arne", as_uid=DAEMON_UID)
         assert own.returncode == 0 and api_status(d, own.stdout.strip()) == 200, own
@@ -110,6 +121,8 @@ def a_stranger_uid_is_refused_even_when_the_socket_lets_it_connect():
         assert r.stderr.startswith("posta-server token: refused: only root and the daemon's user (uid 0)"), r
         assert "you are uid 65534" in r.stderr and len(r.stderr.splitlines()) == 1, r
         d.wait_log(r"control socket: uid 65534 \(pid \d+\) asked for arne's API token; refused", start=mark)
+        r = token(d, "arne", as_uid=NOBODY, command="login")
+        assert r.returncode == 1 and r.stdout == "" and "refused" in r.stderr and "sign-in link" in r.stderr, r
         assert d.find_log(r"arne: uid 65534 .* asks for", start=mark) is None, "the refused request reached the worker"
         # Status stays what it was: anyone who may connect may ask.
         st = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", BINARY, "status",

@@ -6,7 +6,7 @@
 
 using namespace posta;
 
-TEST_CASE("status and token SLUG are the control socket's requests")
+TEST_CASE("status, token SLUG and login SLUG are the control socket's requests")
 {
     auto status = parse_control_request("status");
     REQUIRE(status.ok());
@@ -17,12 +17,18 @@ TEST_CASE("status and token SLUG are the control socket's requests")
     CHECK(token->kind == ControlRequest::Kind::Mint);
     CHECK(token->mint == MintKind::ApiToken);
     CHECK(token->slug == "arne-2");
+
+    auto login = parse_control_request("login arne");
+    REQUIRE(login.ok());
+    CHECK(login->kind == ControlRequest::Kind::Mint);
+    CHECK(login->mint == MintKind::LoginLink);
+    CHECK(login->slug == "arne");
 }
 
 TEST_CASE("a malformed control request is an error that says what is asked")
 {
     for (auto line : { "", "stat", "status now", "token", "token ", "token Arne", "token ../marcus", "token a b",
-             "token -arne", "TOKEN arne" }) {
+             "token -arne", "TOKEN arne", "login", "login Arne", "logins arne" }) {
         auto parsed = parse_control_request(line);
         CHECK_MESSAGE(!parsed.ok(), line);
         if (!parsed.ok())
@@ -48,6 +54,8 @@ TEST_CASE("a secret answer reads back as its secret, and nothing else does")
     auto read = read_secret_answer(answer);
     REQUIRE(read.has_value());
     CHECK(*read == secret);
+    std::string link = "https://arne.example:8443/#code=AbC-_09";
+    CHECK(read_secret_answer(secret_answer(link)) == link);
 
     for (auto other : { "", "{}", "{\"secret\":\"\"}", "{\"secret\":\"}", "{\"secret\":\"a\"b\"}",
              "{\"error\":\"no\"}", "{\"secret\":\"abc\"} ", "{\"secret\":\"ab c\"}" })
@@ -56,7 +64,7 @@ TEST_CASE("a secret answer reads back as its secret, and nothing else does")
 
 TEST_CASE("a secret that is not URL-safe text is answered as an error, never as written")
 {
-    for (auto bad : { "", "a\"}", "tok\nen", "é" }) {
+    for (auto bad : { "", "a\"}", "tok\nen", "é", "a b", "a\\b" }) {
         auto doc = nlohmann::json::parse(secret_answer(bad));
         CHECK_MESSAGE(doc.contains("error"), bad);
         CHECK(!doc.contains("secret"));

@@ -265,8 +265,34 @@ TEST_CASE("a worker answers a mint request with a token it stored and accepts, n
         CHECK(r->status == 200);
     }
     // The worker logs that it minted, never what.
-    CHECK(worker.wait_log("minted an owner API token"));
+    CHECK(worker.wait_log("minted an owner's API token"));
     CHECK(worker.log().find(first->prefix) == std::string::npos);
+}
+
+TEST_CASE("a worker answers a login mint request with a sign-in link that signs in once")
+{
+    ForkedWorker worker;
+    REQUIRE(worker.wait_ready());
+    REQUIRE(send_mint(worker.channel(), 7, MintKind::LoginLink).ok());
+    auto minted = worker.next_message(MessageType::Minted, Clock::now() + 10s);
+    REQUIRE(minted);
+    CHECK(minted->count == 7);
+    CHECK(minted->outcome == MintOutcome::Minted);
+    std::string prefix = "http://arne.test:8080/#code=";
+    REQUIRE(minted->prefix.starts_with(prefix));
+    std::string code = minted->prefix.substr(prefix.size());
+    CHECK(code.size() == 43);
+    std::string body = "{\"code\":\"" + code + "\"}";
+    for (int status : { 201, 401 }) {
+        auto client = worker.connect();
+        client.send("POST /api/session HTTP/1.1\r\nHost: arne.test:8080\r\nContent-Type: application/json\r\n"
+                    "Content-Length: "
+            + std::to_string(body.size()) + "\r\n\r\n" + body);
+        auto r = client.read_response();
+        REQUIRE(r);
+        CHECK(r->status == status);
+    }
+    CHECK(worker.log().find(code) == std::string::npos);
 }
 
 TEST_CASE("a worker reuses its keys across restarts")

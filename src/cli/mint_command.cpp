@@ -1,4 +1,4 @@
-#include "token_command.h"
+#include "mint_command.h"
 
 #include "cli/control_client.h"
 #include "common/config.h"
@@ -7,7 +7,6 @@
 #include "supervisor/control_request.h"
 #include "worker/identity_dir.h"
 #include "worker/mint.h"
-#include "worker/sign_in.h"
 #include "worker/store.h"
 
 #include <cerrno>
@@ -113,18 +112,21 @@ int print_secret_line(std::string_view line)
     return 0;
 }
 
-int mint_token_offline(std::string const& slug, std::string const& manifest_path, Config const& config)
+char const* command_of(MintKind kind) { return kind == MintKind::ApiToken ? "token" : "login"; }
+
+int mint_offline(MintKind kind, std::string const& slug, std::string const& manifest_path, Config const& config)
 {
-    auto opened = open_identity_store("token", slug, manifest_path, config);
+    char const* command = command_of(kind);
+    auto opened = open_identity_store(command, slug, manifest_path, config);
     if (!opened)
         return 1;
-    auto token = mint_secret(opened->store, MintKind::ApiToken);
-    if (!token) {
-        std::fprintf(stderr, "posta-server token: %s\n", token.error().text().c_str());
+    auto secret = mint_secret(opened->store, kind, opened->identity.url);
+    if (!secret) {
+        std::fprintf(stderr, "posta-server %s: %s\n", command, secret.error().text().c_str());
         return 1;
     }
-    print_secret_line(token.value());
-    sodium_memzero(token->data(), token->size());
+    print_secret_line(secret.value());
+    sodium_memzero(secret->data(), secret->size());
     return 0;
 }
 
@@ -142,7 +144,7 @@ Result<Config> load_command_config(char const* command, std::string const& confi
 }
 
 // Prints what the daemon answered: the secret, or its error.
-int print_answer(std::string& answer, std::string const& socket_path)
+int print_answer(char const* command, std::string& answer, std::string const& socket_path)
 {
     int rc = 0;
     if (auto secret = read_secret_answer(answer)) {
@@ -150,9 +152,9 @@ int print_answer(std::string& answer, std::string const& socket_path)
     } else {
         auto doc = nlohmann::json::parse(answer, nullptr, false);
         if (doc.is_object() && doc["error"].is_string())
-            std::fprintf(stderr, "posta-server token: %s\n", doc["error"].get<std::string>().c_str());
+            std::fprintf(stderr, "posta-server %s: %s\n", command, doc["error"].get<std::string>().c_str());
         else
-            std::fprintf(stderr, "posta-server token: unreadable answer on %s\n", socket_path.c_str());
+            std::fprintf(stderr, "posta-server %s: unreadable answer on %s\n", command, socket_path.c_str());
         rc = 1;
     }
     ::explicit_bzero(answer.data(), answer.size());
@@ -161,52 +163,27 @@ int print_answer(std::string& answer, std::string const& socket_path)
 
 }
 
-int run_token_command(std::string const& slug, std::string const& manifest_path, std::string const& config_path)
+int run_mint_command(MintKind kind, std::string const& slug, std::string const& manifest_path,
+    std::string const& config_path)
 {
-    auto config = load_command_config("token", config_path);
+    char const* command = command_of(kind);
+    auto config = load_command_config(command, config_path);
     if (!config)
         return 1;
     // A slug the daemon could not be asked about is reported against the
     // manifest, with the known ones.
     if (!valid_slug(slug))
-        return mint_token_offline(slug, manifest_path, config.value());
+        return mint_offline(kind, slug, manifest_path, config.value());
     std::string const& socket_path = config->control_socket;
-    auto answer = ask_daemon(socket_path, "token " + slug, answer_timeout);
+    auto answer = ask_daemon(socket_path, std::string(command) + " " + slug, answer_timeout);
     if (answer)
-        return print_answer(answer.value(), socket_path);
+        return print_answer(command, answer.value(), socket_path);
     if (!no_daemon(answer.error())) {
-        std::fprintf(stderr, "posta-server token: cannot ask the daemon: %s (run this as root or as the daemon's user)\n",
-            answer.error().text().c_str());
+        std::fprintf(stderr, "posta-server %s: cannot ask the daemon: %s (run this as root or as the daemon's user)\n",
+            command, answer.error().text().c_str());
         return 1;
     }
-    return mint_token_offline(slug, manifest_path, config.value());
-}
-
-// Mints a one-time sign-in code for `slug` (worker/sign_in.h) and prints the
-// link that signs a browser in with it: <identity URL>/#code=<code>. The code
-// is in the fragment, so a browser never sends it in a request line or a
-// Referer, and it stays out of every log.
-int run_login_command(std::string const& slug, std::string const& manifest_path, std::string const& config_path)
-{
-    auto config = load_command_config("login", config_path);
-    if (!config)
-        return 1;
-    auto opened = open_identity_store("login", slug, manifest_path, config.value());
-    if (!opened)
-        return 1;
-    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::system_clock::now().time_since_epoch());
-    auto code = mint_login_code(opened->store, now.count());
-    if (!code) {
-        std::fprintf(stderr, "posta-server login: %s\n", code.error().text().c_str());
-        return 1;
-    }
-    // The manifest's URL is canonical: no trailing slash.
-    std::string link = opened->identity.url + "/#code=" + code.value();
-    sodium_memzero(code->data(), code->size());
-    print_secret_line(link);
-    sodium_memzero(link.data(), link.size());
-    return 0;
+    return mint_offline(kind, slug, manifest_path, config.value());
 }
 
 }
