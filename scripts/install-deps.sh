@@ -9,7 +9,7 @@ packages=(
   libcli11-dev doctest-dev nlohmann-json3-dev libcurl4-openssl-dev libseccomp-dev libssl-dev
   openssl   # tests/e2e/test_tls.py makes its CA and certificates with it
   curl procps
-  haproxy   # tests/e2e/test_proxy.py: a real front sending PROXY v2
+  haproxy   # tests/e2e/test_proxy.py, test_scale_out.py: a real front sending PROXY v2
   chromium python3-websocket   # tests/e2e/test_browser.py: the web app in a real browser, over DevTools
   systemd                         # systemd-analyze: tests check contrib/'s unit against it
   clang libclang-rt-14-dev llvm   # fuzz/: libFuzzer, clang's sanitizers, readable stacks

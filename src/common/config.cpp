@@ -240,6 +240,11 @@ private:
         read_ranges(key, node, m_out.value.outbound_allow);
     }
 
+    void outbound_ca_file(std::string_view key, toml::node const& node)
+    {
+        read_path(key, node, m_out.value.outbound_ca_file, SIZE_MAX);
+    }
+
     void trusted_proxies(std::string_view key, toml::node const& node)
     {
         read_ranges(key, node, m_out.value.trusted_proxies);
@@ -284,6 +289,7 @@ ConfigReader::Key const ConfigReader::k_keys[] = {
     { "log_format", &ConfigReader::log_format },
     { "sandbox", &ConfigReader::sandbox },
     { "outbound_allow", &ConfigReader::outbound_allow },
+    { "outbound_ca_file", &ConfigReader::outbound_ca_file },
     { "trusted_proxies", &ConfigReader::trusted_proxies },
 };
 

@@ -48,6 +48,10 @@ struct Config {
     // Ranges the outbound policy lets workers connect to although they are
     // refused by default (loopback, private, ...): common/outbound_policy.h.
     std::vector<AddressRange> outbound_allow;
+    // A PEM file of the CA certificates a worker's outbound https (key
+    // fetches, deliveries) trusts instead of the system's store; empty: the
+    // system's. Read by each worker before its sandbox.
+    std::string outbound_ca_file;
     // Fronts whose word on the client is believed: a connection from one
     // may begin with a PROXY header, a request from one may carry
     // X-Forwarded-For (posta-server(8), "Behind a front").

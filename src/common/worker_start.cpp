@@ -128,7 +128,7 @@ Result<std::vector<AddressRange>> parse_ranges(std::string_view text)
 
 // A tripwire for whoever adds a Config field: add it to serialize() and
 // deserialize() below (and to the round-trip test), then update the size.
-static_assert(sizeof(Config) == 2 * sizeof(std::string) + 12 * 8 + 2 * sizeof(int) + 8
+static_assert(sizeof(Config) == 3 * sizeof(std::string) + 12 * 8 + 2 * sizeof(int) + 8
             + 2 * sizeof(std::vector<AddressRange>),
     "Config changed: pass the new field to workers in WorkerStart");
 
@@ -158,6 +158,7 @@ std::string WorkerStart::serialize() const
     put(out, "log_format", static_cast<uint64_t>(config.log_format));
     put(out, "sandbox", config.sandbox ? 1 : 0);
     put(out, "outbound_allow", ranges_text(config.outbound_allow));
+    put(out, "outbound_ca_file", config.outbound_ca_file);
     put(out, "trusted_proxies", ranges_text(config.trusted_proxies));
     put(out, "policy", policy.serialize());
     put(out, "supervisor", static_cast<uint64_t>(supervisor));
@@ -196,6 +197,7 @@ Result<WorkerStart> WorkerStart::deserialize(std::string_view text)
         in.take_enum("log_format", c.log_format, log::Format::Json),
         in.take_number("sandbox", sandbox),
         in.take_string("outbound_allow", outbound_allow),
+        in.take_string("outbound_ca_file", c.outbound_ca_file),
         in.take_string("trusted_proxies", trusted_proxies),
         in.take_string("policy", policy),
         in.take_number("supervisor", out.supervisor),

@@ -221,7 +221,7 @@ HttpRequestId HttpClient::start(HttpClientRequest request, Callback callback)
     transfer->connect_hook = &m_connect_hook;
     transfer->request = std::move(request);
     transfer->callback = std::move(callback);
-    if (auto prepared = transfer->prepare(m_user_agent); !prepared) {
+    if (auto prepared = transfer->prepare(m_user_agent, m_trust_anchors); !prepared) {
         defer(id, transfer->request.url, std::move(transfer->callback), prepared.error());
         return id;
     }

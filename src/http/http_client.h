@@ -150,6 +150,10 @@ public:
     // the connections opened from then on, those of requests in flight too.
     void set_connect_hook(ConnectHook hook) { m_connect_hook = std::move(hook); }
 
+    // The CA certificates (PEM text) https peers are verified against from
+    // then on, instead of the system's store; empty: the system's store.
+    void set_trust_anchors(std::string pem) { m_trust_anchors = std::move(pem); }
+
 private:
     friend struct HttpClientTrampolines;
     struct Watch;    // one socket curl asked us to watch
@@ -186,6 +190,7 @@ private:
     std::unordered_map<HttpRequestId, std::unique_ptr<HttpTransfer>> m_transfers; // http_transfer.h
     std::deque<Completion> m_completions; // decided, callback not run yet
     ConnectHook m_connect_hook;
+    std::string m_trust_anchors; // PEM; empty: the system's CA store
     HttpRequestId m_next_id = 1;
     bool m_closed = false;
     Lifetime m_lifetime; // deliver() learns through it that a callback destroyed us

@@ -171,7 +171,7 @@ std::string HttpClientResponse::header(std::string_view name) const
     return out;
 }
 
-Result<void> HttpTransfer::prepare(std::string const& user_agent)
+Result<void> HttpTransfer::prepare(std::string const& user_agent, std::string const& trust_anchors)
 {
     HttpTransfer& t = *this;
     HttpClientRequest const& r = t.request;
@@ -238,6 +238,13 @@ Result<void> HttpTransfer::prepare(std::string const& user_agent)
     // verified: stated here so no default can weaken it.
     check(curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, 1L));
     check(curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, 2L));
+    if (!trust_anchors.empty()) {
+        // Instead of the store, not beside it: the blob replaces the CA
+        // file, and no CA folder is looked in either.
+        curl_blob blob { const_cast<char*>(trust_anchors.data()), trust_anchors.size(), CURL_BLOB_COPY };
+        check(curl_easy_setopt(handle, CURLOPT_CAINFO_BLOB, &blob));
+        check(curl_easy_setopt(handle, CURLOPT_CAPATH, static_cast<char*>(nullptr)));
+    }
     check(curl_easy_setopt(handle, CURLOPT_USERAGENT, user_agent.c_str()));
     check(curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connect_timeout.count())));
     check(curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeout.count())));

@@ -43,10 +43,11 @@ struct HttpTransfer {
     HttpClient::ConnectHook const* connect_hook = nullptr; // the client's; may be empty
     std::string refusal; // the connect hook's latest, if it refused an address
 
-    // Validates the request and makes its CURL handle. The transfer must
-    // not move afterwards: curl keeps pointers to it, its body and its
-    // error buffer.
-    Result<void> prepare(std::string const& user_agent);
+    // Validates the request and makes its CURL handle, which verifies an
+    // https peer against `trust_anchors` (PEM, copied into the handle) or,
+    // when empty, the system's CA store. The transfer must not move
+    // afterwards: curl keeps pointers to it, its body and its error buffer.
+    Result<void> prepare(std::string const& user_agent, std::string const& trust_anchors);
 
     // The outcome of a transfer curl finished with `code`.
     Result<HttpClientResponse> outcome(CURLcode code);

@@ -25,6 +25,7 @@ ConfigReload plan_config_reload(Config const& running, Config const& loaded)
     check("delivery_retry_max", running.delivery_retry_max == loaded.delivery_retry_max);
     check("delivery_give_up", running.delivery_give_up == loaded.delivery_give_up);
     check("sandbox", running.sandbox == loaded.sandbox);
+    check("outbound_ca_file", running.outbound_ca_file == loaded.outbound_ca_file);
     return out;
 }
 

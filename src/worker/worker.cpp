@@ -33,6 +33,7 @@
 #include "worker/inbox.h"
 #include "worker/keys.h"
 #include "worker/mint.h"
+#include "worker/outbound_trust.h"
 #include "worker/outbox_loop.h"
 #include "worker/peer_directory.h"
 #include "posta_version.h"
@@ -147,6 +148,7 @@ private:
     std::string m_tls_host;
     SslContext m_tls;
     std::unique_ptr<LogThrottle> m_no_tls_log; // TLS connections closed for want of a certificate
+    std::string m_outbound_ca; // outbound_ca_file's certificates, read before the sandbox, until m_http has them
     // Every event goes out through this one sink, to m_events.
     std::optional<EventSink> m_sink;
     std::unique_ptr<ApiServer> m_api;
@@ -267,6 +269,12 @@ Result<void> Worker::open_identity()
     if (auto url = parse_identity_url(m_setup.identity.url); url && url->scheme == "https")
         m_tls_host = url->host_key;
     load_tls("at start");
+    if (!m_setup.config.outbound_ca_file.empty()) {
+        auto anchors = load_outbound_ca_file(m_setup.config.outbound_ca_file);
+        if (!anchors)
+            return anchors.error();
+        m_outbound_ca = std::move(anchors.value());
+    }
     return {};
 }
 
@@ -322,6 +330,7 @@ Result<void> Worker::start_serving()
     if (!http)
         return http.error();
     m_http = std::move(http.value());
+    m_http->set_trust_anchors(std::move(m_outbound_ca));
     // Every connection the worker opens passes the outbound policy, and
     // tells the outbox which machine a peer's name leads to. A refusal is
     // logged once, by whoever asked (the directory, the outbox). The outbox

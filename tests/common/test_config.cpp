@@ -40,6 +40,7 @@ void check_defaults(Config const& c)
     CHECK(c.log_level == log::Level::Info);
     CHECK(c.log_format == log::Format::Text);
     CHECK(c.outbound_allow.empty());
+    CHECK(c.outbound_ca_file.empty());
     CHECK(c.trusted_proxies.empty());
 }
 
@@ -79,6 +80,7 @@ delivery_give_up    = "3d"
 log_level           = "debug"
 log_format          = "json"
 outbound_allow      = ["127.0.0.0/8", "::1"]
+outbound_ca_file    = "/etc/posta/private-ca.pem"
 trusted_proxies     = ["127.0.0.1/32"]
 )");
     REQUIRE(parsed.ok());
@@ -102,6 +104,7 @@ trusted_proxies     = ["127.0.0.1/32"]
     REQUIRE(c.outbound_allow.size() == 2);
     CHECK(c.outbound_allow[0].text == "127.0.0.0/8");
     CHECK(c.outbound_allow[1].prefix == 128);
+    CHECK(c.outbound_ca_file == "/etc/posta/private-ca.pem");
     REQUIRE(c.trusted_proxies.size() == 1);
     CHECK(c.trusted_proxies[0].text == "127.0.0.1/32");
 }

@@ -27,6 +27,7 @@ WorkerStart unusual_start()
     c.max_connections_per_address = 11;
     c.outbound_allow = { parse_address_range("127.0.0.0/8").value(), parse_address_range("::1").value() };
     c.trusted_proxies = { parse_address_range("127.0.0.2").value() };
+    c.outbound_ca_file = "/etc/posta/private-ca.pem";
     c.delivery_retry_base = std::chrono::seconds(5);
     c.delivery_retry_max = std::chrono::minutes(7);
     c.delivery_give_up = std::chrono::hours(9);
@@ -70,6 +71,7 @@ TEST_CASE("a worker start carries every field of the identity, the config and th
     CHECK(!c.outbound_allow[1].contains(sent.config.outbound_allow[0].network));
     REQUIRE(c.trusted_proxies.size() == 1);
     CHECK(c.trusted_proxies[0].text == "127.0.0.2");
+    CHECK(c.outbound_ca_file == "/etc/posta/private-ca.pem");
     CHECK(c.delivery_retry_base == sent.config.delivery_retry_base);
     CHECK(c.delivery_retry_max == sent.config.delivery_retry_max);
     CHECK(c.delivery_give_up == sent.config.delivery_give_up);

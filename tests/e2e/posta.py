@@ -54,6 +54,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def loopback_names(names):
+    """Whether every name resolves to 127.0.0.1 alone, adding the missing ones
+    to /etc/hosts when we may (as root, like tests/smoke-hosts.sh)."""
+    def resolved(name):
+        try:
+            return {info[4][0] for info in socket.getaddrinfo(name, 80, proto=socket.IPPROTO_TCP)} == {"127.0.0.1"}
+        except socket.gaierror:
+            return False
+    missing = [name for name in names if not resolved(name)]
+    if missing and os.access("/etc/hosts", os.W_OK):
+        with open("/etc/hosts", "a") as f:
+            f.write("".join(f"127.0.0.1 {name}\n" for name in missing))
+    return all(resolved(name) for name in names)
+
+
 # The loopback networks, as outbound_allow entries.
 LOOPBACK_RANGES = ["127.0.0.0/8", "::1/128"]
 
@@ -275,6 +290,59 @@ class Daemon:
         with self.connect(timeout) as s:
             s.sendall(data)
             return read_until_close(s)
+
+
+class Haproxy:
+    """Debian's haproxy in the foreground, in `mode` (http or tcp), with
+    `sections` after its global and defaults sections: frontends and
+    backends, `{port}` standing for the port it listens on. Each connection
+    is logged (tcplog or httplog) as soon as it reaches a server; lines()
+    has what it printed so far. `port`: one chosen before (free_port()),
+    when it must be known first."""
+
+    def __init__(self, directory, mode, sections, port=None):
+        self.port = port or free_port()
+        self.config = os.path.join(directory, "haproxy.cfg")
+        with open(self.config, "w") as f:
+            f.write(f"""global
+    maxconn 100
+    log stdout format raw local0
+defaults
+    mode {mode}
+    log global
+    option {mode}log
+    option logasap
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+""" + sections.replace("{port}", str(self.port)))
+        self.proc = subprocess.Popen([shutil.which("haproxy") or "haproxy", "-db", "-f", self.config],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, errors="replace", preexec_fn=die_with_parent)
+        self.output = []
+        self.reader = threading.Thread(target=self._read_output, daemon=True)
+        self.reader.start()
+
+        def listening():
+            assert self.proc.poll() is None, f"haproxy exited: {self.lines()}"
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_for(listening, what="haproxy to listen")
+
+    def _read_output(self):
+        for line in self.proc.stdout:
+            self.output.append(line.rstrip("\n"))
+
+    def lines(self):
+        return list(self.output)
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.reader.join(timeout=5)
 
 
 def read_until_close(sock):

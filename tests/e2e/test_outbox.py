@@ -7,13 +7,14 @@ import base64
 import ctypes
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
 import time
 
 from peer import Listener, Peer, _sodium
-from posta import Daemon, free_port, test, main, wait_for
+from posta import Daemon, free_port, loopback_names, test, main, wait_for
 
 _sodium.crypto_sign_verify_detached.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulonglong,
                                                 ctypes.c_char_p]
@@ -50,21 +51,6 @@ def send(daemon, host, token, to, subject="hello"):
                 {"to": to, "subject": subject, "body": "hi there", "content_type": "text/plain"})
     assert reply.status == 202, reply
     return reply.json()["id"]
-
-
-def loopback_names(names):
-    """Whether every name resolves to 127.0.0.1 alone, adding the missing ones
-    to /etc/hosts when we may (as root, like tests/smoke-hosts.sh)."""
-    def resolved(name):
-        try:
-            return {info[4][0] for info in socket.getaddrinfo(name, 80, proto=socket.IPPROTO_TCP)} == {"127.0.0.1"}
-        except socket.gaierror:
-            return False
-    missing = [name for name in names if not resolved(name)]
-    if missing and os.access("/etc/hosts", os.W_OK):
-        with open("/etc/hosts", "a") as f:
-            f.write("".join(f"127.0.0.1 {name}\n" for name in missing))
-    return all(resolved(name) for name in names)
 
 
 ARNE = {"slug": "arne", "url": "http://arne.local:8080", "name": "Arne"}
@@ -299,6 +285,24 @@ def a_queued_delivery_resumes_after_kill_9_of_the_worker():
         found = wait_for(settled(d, "arne.local", token, "delivered"), timeout=20, what="delivered after restart")
         assert found[0]["attempts"] == 2, found
         assert len(peer.deliveries) == 2
+
+
+@test
+def an_outbound_ca_file_that_is_missing_or_holds_no_certificate_is_a_start_error():
+    """test_scale_out.py has one that works: deliveries to a private CA's
+    https identities."""
+    for content, words in ((None, "open {path}: No such file or directory"),
+                           ("not a certificate\n", "outbound_ca_file {path}: holds no PEM certificate")):
+        d = Daemon([ARNE], autostart=False)
+        path = os.path.join(d.dir, "private-ca.pem")
+        if content is not None:
+            with open(path, "w") as f:
+                f.write(content)
+        d.write_config({"outbound_ca_file": path})
+        with d:
+            d.start(wait_ready=False)
+            d.wait_log(r"arne\[\d+\]: cannot start: " + re.escape(words.format(path=path))
+                       + r"; fix outbound_ca_file in the config", what="arne's start error")
 
 
 if __name__ == "__main__":

@@ -13,13 +13,11 @@ import json
 import os
 import socket
 import ssl
-import shutil
 import struct
 import subprocess
 
 import posta
-from posta import (BINARY, Daemon, die_with_parent, free_port, read_until_close, status_of, test, main, wait_for,
-                   wait_read_by_server)
+from posta import (BINARY, Daemon, Haproxy, read_until_close, status_of, test, main, wait_read_by_server)
 
 # test_tls's CA and daemon setup, without its tests: importing it registers
 # them with the harness, so the list is put back.
@@ -314,49 +312,22 @@ def a_traversal_or_symlink_token_is_refused():
         assert r.status == 404, r
 
 
-class Haproxy:
-    """Debian's haproxy in the foreground, in mode http, sending every
-    connection to `backend_port` with send-proxy-v2."""
-
-    def __init__(self, directory, backend_port):
-        self.port = free_port()
-        self.config = os.path.join(directory, "haproxy.cfg")
-        with open(self.config, "w") as f:
-            f.write(f"""global
-    maxconn 100
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend posta_plain
-    bind 127.0.0.1:{self.port}
+def http_front(directory, backend_port):
+    """Debian's haproxy in mode http, sending every connection to
+    `backend_port` with send-proxy-v2."""
+    return Haproxy(directory, "http", """frontend posta_plain
+    bind 127.0.0.1:{port}
     default_backend posta
 backend posta
     http-reuse never
-    server posta 127.0.0.1:{backend_port} send-proxy-v2
-""")
-        self.proc = subprocess.Popen([shutil.which("haproxy") or "haproxy", "-db", "-f", self.config],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, preexec_fn=die_with_parent)
-        def listening():
-            assert self.proc.poll() is None, f"haproxy exited: {self.proc.stdout.read()}"
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        wait_for(listening, what="haproxy to listen")
-
-    def close(self):
-        self.proc.kill()
-        self.proc.wait()
+    server posta 127.0.0.1:%d send-proxy-v2
+""" % backend_port)
 
 
 @test
 def haproxy_with_send_proxy_v2_brings_the_real_client_to_buckets_and_logs():
     with Daemon([ARNE], config=TRUSTED, args=RATE) as d:
-        front = Haproxy(d.dir, d.port)
+        front = http_front(d.dir, d.port)
         try:
             def through_front(source):
                 with socket.create_connection(("127.0.0.1", front.port), timeout=10, source_address=(source, 0)) as s:
