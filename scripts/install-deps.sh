@@ -10,6 +10,7 @@ packages=(
   openssl   # tests/e2e/test_tls.py makes its CA and certificates with it
   curl procps
   haproxy   # tests/e2e/test_proxy.py, test_scale_out.py: a real front sending PROXY v2
+  pebble dehydrated   # tests/e2e/test_acme.py: an ACME server and client, HTTP-01 in webroot mode
   chromium python3-websocket   # tests/e2e/test_browser.py: the web app in a real browser, over DevTools
   systemd                         # systemd-analyze: tests check contrib/'s unit against it
   clang libclang-rt-14-dev llvm   # fuzz/: libFuzzer, clang's sanitizers, readable stacks

@@ -292,6 +292,20 @@ class Daemon:
             return read_until_close(s)
 
 
+def wait_listening(proc, ports, name, output):
+    """Polls until `proc` (called `name`) accepts connections on each of
+    `ports` of 127.0.0.1; fails at once with its `output()` if it exits."""
+    def listening():
+        assert proc.poll() is None, f"{name} exited: {output()}"
+        try:
+            for port in ports:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    wait_for(listening, what=f"{name} to listen")
+
+
 class Haproxy:
     """Debian's haproxy in the foreground, in `mode` (http or tcp), with
     `sections` after its global and defaults sections: frontends and
@@ -323,14 +337,7 @@ defaults
         self.reader = threading.Thread(target=self._read_output, daemon=True)
         self.reader.start()
 
-        def listening():
-            assert self.proc.poll() is None, f"haproxy exited: {self.lines()}"
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        wait_for(listening, what="haproxy to listen")
+        wait_listening(self.proc, [self.port], "haproxy", self.lines)
 
     def _read_output(self):
         for line in self.proc.stdout:
