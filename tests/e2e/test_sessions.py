@@ -227,7 +227,7 @@ def writes_with_the_cookie_need_the_identity_origin_and_bearer_needs_none():
         assert r.status == 403 and error_of(r) == "cross_origin" and "set-cookie" not in r.headers, r
         r = sign_in(d, {"token": token}, origin=None)
         assert r.status == 201, r
-        assert d.find_log(r"session \S+ started by an API token")
+        d.wait_log(r"session \S+ started by an API token", what="the sign-in log line")
 
 
 @test
