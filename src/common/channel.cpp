@@ -32,7 +32,7 @@ Result<void> send_header_only(int channel, MessageType type, uint32_t count = 0,
 }
 
 // A message without an fd whose prefix carries text: Policy, TlsStatus,
-// Start, Forked, Minted.
+// Start, Forked, Minted, Metrics.
 Result<void> send_text(int channel, MessageType type, std::string_view serialized, uint32_t count = 0,
     uint32_t detail = 0)
 {
@@ -147,6 +147,11 @@ Result<void> send_policy(int channel, std::string_view serialized)
 Result<void> send_tls_status(int channel, std::string_view problem)
 {
     return send_text(channel, MessageType::TlsStatus, problem.substr(0, 4096));
+}
+
+Result<void> send_metrics(int channel, std::string_view serialized)
+{
+    return send_text(channel, MessageType::Metrics, serialized);
 }
 
 Result<void> send_ready(int channel) { return send_header_only(channel, MessageType::Ready); }
@@ -264,6 +269,7 @@ Result<std::optional<ChannelMessage>> receive_message(int channel)
     case MessageType::Ready:
     case MessageType::Taken:
     case MessageType::Forked:
+    case MessageType::Metrics:
         if (received_count != 0)
             return Error::message("recvmsg", "unexpected fd", "worker channel");
         message.count = header.count;

@@ -1,8 +1,9 @@
 // The supervisor <-> worker channel: one private SOCK_SEQPACKET socketpair per
 // worker. The supervisor sends accepted connections (fd by SCM_RIGHTS, the
 // client address and any head bytes it had to consume); the worker sends its
-// state (ready), and answers the supervisor's requests for an owner secret
-// (mint). Both ends of a message share a name: send_X / on_X.
+// state (ready) and its metrics (common/worker_report.h), and answers the
+// supervisor's requests for an owner secret (mint). Both ends of a message
+// share a name: send_X / on_X.
 #pragma once
 
 #include "common/result.h"
@@ -31,6 +32,7 @@ enum class MessageType : uint32_t {
     Forked = 8,     // template -> supervisor: the new worker's pid is `count` (0: failed, why in `prefix`)
     Mint = 9,       // supervisor -> worker: make owner secret `mint` (request id `count`)
     Minted = 10,    // worker -> supervisor: the answer to request `count`: the secret, or why not
+    Metrics = 11,   // worker -> supervisor: its WorkerReport::serialize() in `prefix`
     Closed = 100,   // not on the wire: the other end closed the channel
 };
 
@@ -77,7 +79,8 @@ struct ChannelMessage {
                         // problem, empty when the certificate is in use;
                         // Start: the serialized WorkerStart; Fork: the slug;
                         // Forked: why the fork failed; Minted: the
-                        // secret, or why it failed
+                        // secret, or why it failed; Metrics: the
+                        // serialized WorkerReport
     uint32_t count = 0; // Taken: how many connections; Forked: the pid;
                         // Mint, Minted: the request id
     ConnectionKind kind = ConnectionKind::Plain; // Connection
@@ -105,6 +108,10 @@ Result<void> send_tls_status(int channel, std::string_view problem);
 
 // Sends a worker its WorkerStart::serialize(), the first message it reads.
 Result<void> send_start(int channel, std::string_view serialized);
+
+// Sends the worker's WorkerReport::serialize() to the supervisor. Fails
+// with EAGAIN when the channel is full (the next report carries the news).
+Result<void> send_metrics(int channel, std::string_view serialized);
 
 // Credits connections back to the supervisor, which lets at most
 // max_pending connections wait in a worker's channel.

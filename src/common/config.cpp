@@ -4,6 +4,7 @@
 // caught here and never leaves this file.
 #include "config.h"
 
+#include "common/address.h"
 #include "common/channel.h"
 #include "common/result.h"
 #include "common/toml_file.h"
@@ -121,6 +122,19 @@ private:
     void control_socket(std::string_view key, toml::node const& node)
     {
         read_path(key, node, m_out.value.control_socket, k_max_socket_path);
+    }
+    void metrics_listen(std::string_view key, toml::node const& node)
+    {
+        std::string const* value = expect_string(key, node, "\"127.0.0.1:9187\"");
+        if (!value)
+            return;
+        auto address = parse_socket_address(*value);
+        if (!address) {
+            error(toml_file::line_of(node.source()), std::string(key) + " = \"" + *value + "\" " + address.error().detail
+                    + " (like \"127.0.0.1:9187\"); or remove the line to serve no metrics");
+            return;
+        }
+        m_out.value.metrics_listen = *value;
     }
     void head_timeout(std::string_view key, toml::node const& node)
     {
@@ -273,6 +287,7 @@ private:
 ConfigReader::Key const ConfigReader::k_keys[] = {
     { "state_dir", &ConfigReader::state_dir },
     { "control_socket", &ConfigReader::control_socket },
+    { "metrics_listen", &ConfigReader::metrics_listen },
     { "head_timeout", &ConfigReader::head_timeout },
     { "body_timeout", &ConfigReader::body_timeout },
     { "shutdown_timeout", &ConfigReader::shutdown_timeout },

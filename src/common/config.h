@@ -19,6 +19,9 @@ namespace posta {
 struct Config {
     std::string state_dir = "/var/lib/posta";
     std::string control_socket = "/run/posta/control.sock";
+    // Where the supervisor serves GET /metrics ("127.0.0.1:9187"; empty:
+    // nowhere, the default). Checked with parse_socket_address.
+    std::string metrics_listen;
     Duration head_timeout = std::chrono::seconds(10);
     // A request body must arrive whole within this of the end of its head
     // (a worker answers 408 otherwise), however steadily it trickles.

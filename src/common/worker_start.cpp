@@ -128,7 +128,7 @@ Result<std::vector<AddressRange>> parse_ranges(std::string_view text)
 
 // A tripwire for whoever adds a Config field: add it to serialize() and
 // deserialize() below (and to the round-trip test), then update the size.
-static_assert(sizeof(Config) == 3 * sizeof(std::string) + 12 * 8 + 2 * sizeof(int) + 8
+static_assert(sizeof(Config) == 4 * sizeof(std::string) + 12 * 8 + 2 * sizeof(int) + 8
             + 2 * sizeof(std::vector<AddressRange>),
     "Config changed: pass the new field to workers in WorkerStart");
 
@@ -142,6 +142,7 @@ std::string WorkerStart::serialize() const
     put(out, "line", static_cast<uint64_t>(identity.line));
     put(out, "state_dir", config.state_dir);
     put(out, "control_socket", config.control_socket);
+    put(out, "metrics_listen", config.metrics_listen);
     put(out, "head_timeout", ms(config.head_timeout));
     put(out, "body_timeout", ms(config.body_timeout));
     put(out, "shutdown_timeout", ms(config.shutdown_timeout));
@@ -181,6 +182,7 @@ Result<WorkerStart> WorkerStart::deserialize(std::string_view text)
         in.take_number("line", out.identity.line),
         in.take_string("state_dir", c.state_dir),
         in.take_string("control_socket", c.control_socket),
+        in.take_string("metrics_listen", c.metrics_listen),
         in.take_duration("head_timeout", c.head_timeout),
         in.take_duration("body_timeout", c.body_timeout),
         in.take_duration("shutdown_timeout", c.shutdown_timeout),

@@ -571,6 +571,8 @@ void HttpSession::watch_stream_progress()
 void HttpSession::write_response(Response response, ResponseFraming::Body body, bool keep_alive)
 {
     ResponseFraming framing { body, keep_alive, m_http_minor, m_head_request };
+    if (response.status >= 100 && response.status < 600)
+        ++m_context.responses_by_class[static_cast<size_t>(response.status / 100 - 1)];
     queue_write(serialize_response(response, framing, m_peer));
 }
 

@@ -17,6 +17,7 @@
 #include "http/response_serializer.h"
 #include "http/transport.h"
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -45,6 +46,9 @@ struct SessionContext {
     Duration head_timeout = std::chrono::seconds(10);
     // A body must arrive whole within this of the end of its head.
     Duration body_timeout = std::chrono::seconds(60);
+    // Responses the sessions wrote, by status class ([0] is 1xx, [4] 5xx;
+    // any other status is not counted): the worker's metrics report.
+    std::array<uint64_t, 5> responses_by_class {};
     // Called once for each session that create() returned, from its last
     // close callback, right before the session is freed.
     std::function<void(HttpSession&)> on_closed;

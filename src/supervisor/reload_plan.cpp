@@ -17,6 +17,7 @@ ConfigReload plan_config_reload(Config const& running, Config const& loaded)
     };
     check("state_dir", running.state_dir == loaded.state_dir);
     check("control_socket", running.control_socket == loaded.control_socket);
+    check("metrics_listen", running.metrics_listen == loaded.metrics_listen);
     check("shutdown_timeout", running.shutdown_timeout == loaded.shutdown_timeout);
     check("max_body_bytes", running.max_body_bytes == loaded.max_body_bytes);
     check("max_pending", running.max_pending == loaded.max_pending);

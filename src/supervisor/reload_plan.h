@@ -19,7 +19,7 @@ namespace posta {
 // set up from it; posta-server(8) lists both.
 inline constexpr char const* reloadable_config_keys[] = { "head_timeout", "max_head_bytes", "log_level", "log_format",
     "trusted_proxies" };
-inline constexpr char const* restart_config_keys[] = { "state_dir", "control_socket", "shutdown_timeout", "max_body_bytes",
+inline constexpr char const* restart_config_keys[] = { "state_dir", "control_socket", "metrics_listen", "shutdown_timeout", "max_body_bytes",
     "max_pending", "worker_open_files", "delivery_retry_base", "delivery_retry_max", "delivery_give_up", "sandbox" };
 
 struct ConfigReload {

@@ -7,6 +7,8 @@ namespace posta {
 
 namespace {
 
+uint64_t reply_counts[std::size(all_replies)] {};
+
 std::string const& wire(Reply reply)
 {
     auto build = [](int status, char const* reason, char const* code, char const* message, bool retry) {
@@ -57,8 +59,11 @@ std::string const& wire(Reply reply)
 
 }
 
+uint64_t reply_count(Reply reply) { return reply_counts[static_cast<size_t>(reply)]; }
+
 void reply_and_close(UniqueFd connection, Reply reply)
 {
+    ++reply_counts[static_cast<size_t>(reply)];
     int fd = connection.get();
     char sink[4096];
     // Bounded: a client streaming a body at us does not keep us here.

@@ -9,6 +9,8 @@
 #include "common/channel.h"
 #include "common/unique_fd.h"
 
+#include <cstdint>
+
 namespace posta {
 
 enum class Reply {
@@ -29,6 +31,14 @@ inline Reply unavailable_reply(ConnectionKind kind)
 {
     return kind == ConnectionKind::Tls ? Reply::TlsInternalError : Reply::Unavailable;
 }
+
+// Every Reply, in enum order, for those that list them.
+inline constexpr Reply all_replies[] = { Reply::BadRequest, Reply::NotFound, Reply::RequestTimeout, Reply::HeadTooLarge,
+    Reply::Unavailable, Reply::TlsUnrecognizedName, Reply::TlsInternalError };
+
+// How many times this process gave `reply` (the metrics endpoint's count;
+// the supervisor is single-threaded).
+uint64_t reply_count(Reply);
 
 // Drains what the client already sent (so closing does not turn into a
 // reset that destroys the answer in flight), writes the reply if the socket

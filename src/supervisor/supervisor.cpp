@@ -101,6 +101,15 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(ServeOptions options)
     if (!control)
         return control.error();
     self->m_control = std::move(control.value());
+    if (!self->m_config.metrics_listen.empty()) {
+        auto address = parse_socket_address(self->m_config.metrics_listen); // checked with the config
+        if (!address)
+            return address.error();
+        auto metrics = MetricsServer::create(&self->m_loop, address.value(), [raw] { return raw->metrics_text(); });
+        if (!metrics)
+            return metrics.error();
+        self->m_metrics = std::move(metrics.value());
+    }
     return self;
 }
 
@@ -108,6 +117,7 @@ Supervisor::~Supervisor()
 {
     // Handles close here; run the loop once more so their memory is freed.
     m_pending.clear();
+    m_metrics.reset();
     m_listener_polls.clear();
     m_accept_pause_timer.close();
     m_signal_poll.close();
@@ -232,6 +242,8 @@ int Supervisor::run()
     resume_accepting();
     for (auto const& listener : m_listeners)
         log::info("listening on %s", listener.name().c_str());
+    if (m_metrics)
+        log::info("metrics on http://%s/metrics", m_metrics->name().c_str());
     log::info("serving %zu identities from %s", m_workers.size(), m_options.manifest_path.c_str());
     uv_run(&m_loop, UV_RUN_DEFAULT);
     log::info("stopped");
@@ -285,6 +297,7 @@ void Supervisor::on_listener_readable(int listen_fd)
             // ECONNABORTED and friends concern one connection only.
             continue;
         }
+        ++m_connections_accepted;
         on_accept(UniqueFd(fd), peer, kind);
     }
 }
@@ -827,6 +840,7 @@ void Supervisor::reload()
                     m_last_reload_error = d.text();
             }
         }
+        ++m_reload_failures;
         log::error("reload rejected; still serving the previous manifest");
         systemd::notify("READY=1\nSTATUS=reload rejected: " + m_last_reload_error);
         return;
@@ -858,6 +872,7 @@ void Supervisor::begin_shutdown()
     m_stopping = true;
     systemd::notify("STOPPING=1");
     m_control.reset();
+    m_metrics.reset();
     for (auto& poll : m_listener_polls)
         poll.close();
     m_listener_polls.clear();

@@ -20,6 +20,7 @@
 #include "supervisor/control_server.h"
 #include "supervisor/head_peek.h"
 #include "supervisor/listener.h"
+#include "supervisor/metrics_server.h"
 #include "supervisor/proxy_header.h"
 #include "supervisor/reply.h"
 #include "supervisor/systemd.h"
@@ -145,6 +146,8 @@ private:
     std::string status_json() const;
     // Answers one control socket request (supervisor_control.cpp).
     void answer_control(std::string_view request, ControlPeer const& peer, ControlServer::Reply reply);
+    // GET /metrics on metrics_listen (supervisor_metrics.cpp).
+    std::string metrics_text() const;
     std::unique_ptr<WorkerProcess> make_worker(IdentityEntry const&);
     WorkerProcess* find_worker(pid_t) const;
     bool files_held(std::string const& slug) const;
@@ -188,6 +191,7 @@ private:
     std::unique_ptr<Intake> m_intake;
 
     std::unique_ptr<ControlServer> m_control;
+    std::unique_ptr<MetricsServer> m_metrics; // none unless metrics_listen is set
 
     bool m_stopping = false;
     // systemd hears READY=1 once every worker of the starting manifest is
@@ -195,6 +199,8 @@ private:
     bool m_told_ready = false;
     uint64_t m_started_at_ms = 0;
     unsigned m_reloads = 0;
+    unsigned m_reload_failures = 0; // reloads rejected for an error in a file
+    uint64_t m_connections_accepted = 0; // on the public listeners
     std::string m_last_reload_error;
     std::vector<std::string> m_needs_restart; // config keys changed in the file since start
 };

@@ -192,6 +192,9 @@ void WorkerProcess::on_channel_readable()
         case MessageType::Minted:
             on_minted(**message);
             break;
+        case MessageType::Metrics:
+            on_metrics((*message)->prefix);
+            break;
         case MessageType::Closed:
             // The worker is exiting; SIGCHLD tells how.
             drop_channel();
@@ -249,6 +252,23 @@ void WorkerProcess::arm_mint_timer()
         self->m_mints.expire(uv_now(self->m_loop));
         self->arm_mint_timer();
     }, *next > now ? *next - now : 0, 0);
+}
+
+// A report that does not parse is this worker's fault, not the daemon's:
+// it is logged (once per process) and ignored, and the last good one stays.
+void WorkerProcess::on_metrics(std::string_view serialized)
+{
+    auto report = WorkerReport::deserialize(serialized);
+    if (!report) {
+        if (!std::exchange(m_bad_report_logged, true))
+            log::warn("%s: worker %d sent a malformed metrics report (%s); ignoring its reports", m_identity.slug.c_str(),
+                m_pid, report.error().text().c_str());
+        return;
+    }
+    m_report = std::move(report.value());
+    m_report.add_counters(m_earlier);
+    m_report_wall_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
 void WorkerProcess::drop_channel()
@@ -376,6 +396,11 @@ void WorkerProcess::on_reaped(int wait_status)
     std::string how = describe_exit(wait_status);
     pid_t pid = std::exchange(m_pid, -1);
     m_ready_at_ms = 0;
+    m_bad_report_logged = false;
+    // Its connections and streams are gone; its counters carry on.
+    m_report.open_connections = 0;
+    m_report.event_subscribers = 0;
+    m_earlier = m_report;
     m_in_flight = 0;
     drop_channel();
     uv_timer_stop(m_timer.get());

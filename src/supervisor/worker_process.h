@@ -15,6 +15,7 @@
 #include "common/unique_fd.h"
 #include "common/uv_handle.h"
 #include "supervisor/mint_requests.h"
+#include "common/worker_report.h"
 #include "supervisor/template_process.h"
 
 #include <chrono>
@@ -88,6 +89,16 @@ public:
     // Connections passed but not yet taken by the worker, plus those waiting
     // to be passed.
     size_t pending() const { return m_in_flight + m_waiting.size(); }
+    // What the worker's processes reported (worker_report.h): counters
+    // summed over every process of this identity's worker since this
+    // object was made (what a crashed process counted after its last report
+    // is lost), gauges as the current process last said (connections and
+    // event streams 0 once it exited). Empty until a first report.
+    WorkerReport const& report() const { return m_report; }
+    // When the last report came (ms since the Unix epoch; 0: none yet). A
+    // worker reports at least every heartbeat (MetricsReporter); an older
+    // report is that of a hung worker, or of one not running.
+    uint64_t report_wall_ms() const { return m_report_wall_ms; }
     // Milliseconds since the current process was spawned (0 when none runs).
     uint64_t uptime_ms() const;
     static char const* state_name(State);
@@ -96,6 +107,7 @@ private:
     void spawn();
     void on_forked(Result<pid_t>);
     void on_channel_readable();
+    void on_metrics(std::string_view serialized);
     void schedule_restart(std::chrono::milliseconds delay);
     void drop_channel();
     Result<void> send(int fd, SocketAddress const& peer, std::string_view prefix, ConnectionKind kind);
@@ -138,6 +150,10 @@ private:
     std::string m_tls_problem;
     MintRequests m_mints;
     UvHandle<uv_timer_t> m_mint_timer;
+    WorkerReport m_report;
+    WorkerReport m_earlier; // the counters of processes that exited
+    uint64_t m_report_wall_ms = 0;
+    bool m_bad_report_logged = false; // once per process: a broken worker reports every second
     Lifetime m_lifetime; // the template's answer may come after we are gone
 };
 

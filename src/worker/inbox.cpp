@@ -64,24 +64,6 @@ int64_t wall_ms()
         .count();
 }
 
-// Logs one refused delivery and answers it. `sender` is the claimed `from`,
-// empty before the body was parsed.
-void refuse(Responder const& responder, std::string const& client, std::string const& sender, int status,
-    std::string_view code, std::string const& message, Headers extra = {})
-{
-    std::string who = sender.empty() ? client : client + " (from " + sender + ")";
-    // Rate-limited requests come in floods; a line each would be one more.
-    if (status == 429)
-        log::debug("inbox: %d %.*s for %s", status, static_cast<int>(code.size()), code.data(), who.c_str());
-    else
-        log::info("inbox: %d %.*s for %s: %s", status, static_cast<int>(code.size()), code.data(), who.c_str(),
-            message.c_str());
-    Response response = Response::error(status, code, message);
-    for (auto const& [name, value] : extra)
-        response.headers.set(name, value);
-    responder.respond(std::move(response));
-}
-
 // Refs: RFC 9110 section 11.6.1: a 401 carries at least one challenge.
 Headers signature_challenge()
 {
@@ -97,6 +79,24 @@ Headers retry_after(RateDecision decision)
     return headers;
 }
 
+}
+
+void Inbox::refuse(Responder const& responder, std::string const& client, std::string const& sender, int status,
+    std::string_view code, std::string const& message, Headers extra)
+{
+    ++m_answered;
+    m_refusals.add(code);
+    std::string who = sender.empty() ? client : client + " (from " + sender + ")";
+    // Rate-limited requests come in floods; a line each would be one more.
+    if (status == 429)
+        log::debug("inbox: %d %.*s for %s", status, static_cast<int>(code.size()), code.data(), who.c_str());
+    else
+        log::info("inbox: %d %.*s for %s: %s", status, static_cast<int>(code.size()), code.data(), who.c_str(),
+            message.c_str());
+    Response response = Response::error(status, code, message);
+    for (auto const& [name, value] : extra)
+        response.headers.set(name, value);
+    responder.respond(std::move(response));
 }
 
 Result<std::unique_ptr<Inbox>> Inbox::create(uv_loop_t* loop, IdentityEntry const& identity, Store& store,
@@ -333,6 +333,8 @@ void Inbox::commit_batch()
         bool duplicate = outcomes.value()[i].duplicate;
         log::info("inbox: %s from %s (%s): %s", d.envelope.id.c_str(), d.envelope.from.c_str(), d.client.c_str(),
             duplicate ? "duplicate" : "accepted");
+        ++m_answered;
+        ++(duplicate ? m_duplicates : m_accepted);
         if (duplicate)
             d.responder.respond(Response::json(200, { { "status", "duplicate" } }));
         else

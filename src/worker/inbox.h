@@ -11,6 +11,7 @@
 #include "common/policy.h"
 #include "common/result.h"
 #include "common/uv_handle.h"
+#include "common/worker_report.h"
 #include "protocol/envelope.h"
 #include "http/http_message.h"
 #include "worker/peer_directory.h"
@@ -55,6 +56,14 @@ public:
     // POST /inbox.
     void add_routes(Router&);
 
+    // What the inbox answered since it was made, for the worker's metrics:
+    // stored, duplicates, and refusals by the error code answered.
+    uint64_t accepted() const { return m_accepted; }
+    uint64_t duplicates() const { return m_duplicates; }
+    CodeCounts const& refusals() const { return m_refusals; }
+    // Changes whenever one of the three does.
+    uint64_t answered() const { return m_answered; }
+
 private:
     enum class KeySource { Cache, Fetch, Refetch };
     struct Delivery; // one request between its checks and its answer
@@ -68,6 +77,10 @@ private:
     void enqueue(std::shared_ptr<Delivery> const&);
     void commit_batch();
     void sync_rate_limits();
+    // Logs one refused delivery, counts it and answers it. `sender` is the
+    // claimed `from`, empty before the body was parsed.
+    void refuse(Responder const& responder, std::string const& client, std::string const& sender, int status,
+        std::string_view code, std::string const& message, Headers extra = {});
 
     std::string m_url; // this identity's, canonical
     Store& m_store;
@@ -78,6 +91,10 @@ private:
     RateLimiter m_by_address;
     RateLimiter m_by_sender;
     std::vector<std::shared_ptr<Delivery>> m_batch;
+    uint64_t m_accepted = 0;
+    uint64_t m_duplicates = 0;
+    uint64_t m_answered = 0;
+    CodeCounts m_refusals;
     UvHandle<uv_timer_t> m_commit_timer; // due at once while m_batch is not empty
     // Peer callbacks hold its guard: one that runs after the inbox died
     // finds it expired.

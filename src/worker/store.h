@@ -116,6 +116,9 @@ public:
     // may send, so a recipient's messages arrive in queue order. Soonest due
     // first. Ids and times only: no message content.
     Result<std::vector<PendingDelivery>> queue_heads();
+    // How many deliveries are in each state, and when the oldest queued
+    // one was queued. Reads the deliveries_due index, not the table.
+    Result<OutboxCounts> outbox_counts();
     // The content of the sent message `message_seq`, for an attempt that
     // starts; nullopt when there is no such live sent message.
     Result<std::optional<OutgoingContent>> outgoing_content(int64_t message_seq);

@@ -30,6 +30,30 @@ Result<std::vector<PendingDelivery>> Store::queue_heads()
     return pending;
 }
 
+Result<OutboxCounts> Store::outbox_counts()
+{
+    OutboxCounts counts;
+    auto rows = m_sql.each("SELECT state, count(*) FROM deliveries GROUP BY state", {}, [&](SqlRow const& row) {
+        std::string state = row.text(0);
+        int64_t n = row.integer(1);
+        if (state == "queued")
+            counts.queued = n;
+        else if (state == "delivered")
+            counts.delivered = n;
+        else if (state == "failed")
+            counts.failed = n;
+    });
+    if (!rows)
+        return rows.error();
+    if (counts.queued == 0)
+        return counts;
+    auto oldest = m_sql.first("SELECT min(queued_at) FROM deliveries WHERE state = 'queued'", {},
+        [&](SqlRow const& row) { counts.oldest_queued_at_ms = row.integer(0); });
+    if (!oldest)
+        return oldest.error();
+    return counts;
+}
+
 Result<std::optional<OutgoingContent>> Store::outgoing_content(int64_t message_seq)
 {
     std::optional<OutgoingContent> content;

@@ -118,6 +118,14 @@ struct PendingDelivery {
 };
 
 // The signed fields of a sent message that a delivery of it carries.
+// The outbox's deliveries by state, for the worker's metrics.
+struct OutboxCounts {
+    int64_t queued = 0;
+    int64_t delivered = 0;
+    int64_t failed = 0;
+    int64_t oldest_queued_at_ms = 0; // queued_at of the oldest queued one; 0: none queued
+};
+
 struct OutgoingContent {
     std::string sent_at, subject, content_type, body;
 };

@@ -34,6 +34,7 @@
 #include "worker/keys.h"
 #include "worker/mint.h"
 #include "worker/outbound_trust.h"
+#include "worker/metrics_reporter.h"
 #include "worker/outbox_loop.h"
 #include "worker/peer_directory.h"
 #include "posta_version.h"
@@ -115,6 +116,7 @@ private:
     void forget_address(std::string const& host);
     void on_stop_timeout();
     void prune_events();
+    WorkerReport collect_metrics();
     void begin_stop(char const* reason);
     void fail(std::string const& why);
     void maybe_finish_stop();
@@ -169,6 +171,14 @@ private:
     std::unordered_map<std::string, size_t> m_sessions_per_address;
     std::unique_ptr<LogThrottle> m_dropped_log; // connections without a free fd
     std::unique_ptr<LogThrottle> m_refused_log; // connections over the per-address cap
+    // What the metrics report's activity adds up besides the counters it
+    // reports: every change of the open sessions and of the store that
+    // reached the event log.
+    uint64_t m_sessions_opened = 0;
+    uint64_t m_sessions_closed = 0;
+    uint64_t m_events_published = 0;
+    OutboxCounts m_outbox_counts; // as last read, kept when a read fails
+    std::unique_ptr<MetricsReporter> m_reporter;
 };
 
 int Worker::run()
@@ -309,6 +319,7 @@ Result<void> Worker::start_serving()
     add_identity_document_route(m_router, identity, *m_keys);
     add_web_app_routes(m_router);
     m_sink.emplace(identity.url, [this](StoredEvent const& event) {
+        ++m_events_published;
         if (m_events)
             m_events->publish(event.seq, event.type, event.data);
     });
@@ -402,13 +413,42 @@ Result<void> Worker::start_serving()
     if (auto sent = send_ready(m_setup.channel.get()); !sent)
         log::warn("%s (is the supervisor gone?)", sent.error().text().c_str()); // EOF follows
     log::info("serving %s (public key %s)", identity.url.c_str(), m_keys->public_key_b64().c_str());
+    m_reporter = std::make_unique<MetricsReporter>(&m_loop, m_setup.channel.get(),
+        [this] {
+            uint64_t activity = m_sessions_opened + m_sessions_closed + m_events_published + m_inbox->answered();
+            for (uint64_t count : m_context.responses_by_class)
+                activity += count;
+            return activity;
+        },
+        [this] { return collect_metrics(); });
     return {};
+}
+
+WorkerReport Worker::collect_metrics()
+{
+    WorkerReport report;
+    report.responses = m_context.responses_by_class;
+    report.deliveries_accepted = m_inbox->accepted();
+    report.deliveries_duplicate = m_inbox->duplicates();
+    report.deliveries_refused = m_inbox->refusals();
+    if (auto counts = m_store->outbox_counts())
+        m_outbox_counts = counts.value();
+    else
+        log::warn("metrics: cannot count the outbox: %s", counts.error().text().c_str());
+    report.outbox_queued = static_cast<uint64_t>(m_outbox_counts.queued);
+    report.outbox_delivered = static_cast<uint64_t>(m_outbox_counts.delivered);
+    report.outbox_failed = static_cast<uint64_t>(m_outbox_counts.failed);
+    report.outbox_oldest_queued_ms = static_cast<uint64_t>(m_outbox_counts.oldest_queued_at_ms);
+    report.event_subscribers = m_events->subscriber_count();
+    report.open_connections = m_sessions.size();
+    return report;
 }
 
 void Worker::close_loop()
 {
     if (!m_loop_open)
         return;
+    m_reporter.reset(); // it reads the inbox, the hub and the store
     for (auto* session : sessions())
         session->abort("worker exiting");
     // The inbox's waiters go with the directory, the directory's fetches
@@ -584,10 +624,12 @@ bool Worker::admit(ChannelMessage& message)
             + " connections from this address are open already (max_connections_per_address); raise it if "
               "many legitimate clients share one address");
         // A TLS client could not read an HTTP answer before its handshake.
-        if (message.kind == ConnectionKind::Plain)
+        if (message.kind == ConnectionKind::Plain) {
+            ++m_context.responses_by_class[3]; // a 429, written without a session
             HttpSession::refuse(std::move(message.fd), address,
                 Rejection { 429, "too_many_connections",
                     "this address has too many connections open; close some first" });
+        }
         return false;
     }
     ++from_host;
@@ -618,6 +660,7 @@ void Worker::on_connection(ChannelMessage message)
         return;
     }
     m_sessions.insert(session.value());
+    ++m_sessions_opened;
 }
 
 void Worker::forget_address(std::string const& host)
@@ -690,6 +733,9 @@ void Worker::prune_events()
 void Worker::on_session_closed(HttpSession& session)
 {
     m_sessions.erase(&session);
+    ++m_sessions_closed;
+    if (m_reporter)
+        m_reporter->note_change();
     forget_address(session.peer_host());
     maybe_finish_stop();
 }

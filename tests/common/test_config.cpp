@@ -272,3 +272,18 @@ TEST_CASE("load_config reads a file and reports an unreadable one at line 0")
     CHECK(missing.errors[0].message.find("No such file or directory") != std::string::npos);
     CHECK(missing.errors[0].message.find("--config") != std::string::npos);
 }
+
+TEST_CASE("metrics_listen is off by default and must be a numeric address with a port")
+{
+    CHECK(parse("").value.metrics_listen.empty());
+    auto good = parse("metrics_listen = \"127.0.0.1:9187\"\n");
+    CHECK(good.ok());
+    CHECK(good.value.metrics_listen == "127.0.0.1:9187");
+    CHECK(parse("metrics_listen = \"[::1]:9187\"\n").ok());
+
+    auto parsed = parse("log_level = \"info\"\nmetrics_listen = \"localhost:9187\"\n");
+    REQUIRE(parsed.errors.size() == 1);
+    CHECK(has_error(parsed, 2, { "metrics_listen = \"localhost:9187\"", "numeric IPv4 address", "127.0.0.1:9187" }));
+    CHECK(has_error(parse("metrics_listen = \"127.0.0.1\"\n"), 1, { "needs a port" }));
+    CHECK(has_error(parse("metrics_listen = 9187\n"), 1, { "metrics_listen is an integer" }));
+}

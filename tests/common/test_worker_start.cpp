@@ -16,6 +16,7 @@ WorkerStart unusual_start()
     Config& c = start.config;
     c.state_dir = "/srv/posta state";
     c.control_socket = "/run/x/control.sock";
+    c.metrics_listen = "127.0.0.1:9187";
     c.head_timeout = std::chrono::milliseconds(1234);
     c.body_timeout = std::chrono::milliseconds(4321);
     c.shutdown_timeout = std::chrono::seconds(3);
@@ -56,6 +57,7 @@ TEST_CASE("a worker start carries every field of the identity, the config and th
     Config const& c = got->config;
     CHECK(c.state_dir == sent.config.state_dir);
     CHECK(c.control_socket == sent.config.control_socket);
+    CHECK(c.metrics_listen == sent.config.metrics_listen);
     CHECK(c.head_timeout == sent.config.head_timeout);
     CHECK(c.body_timeout == sent.config.body_timeout);
     CHECK(c.shutdown_timeout == sent.config.shutdown_timeout);
