@@ -113,6 +113,8 @@ private:
     Result<void> bind_listeners();
     Result<void> open_signals();
 
+    // The intake (supervisor_intake.cpp): accept, peek, PROXY header,
+    // pending heads, routing.
     void on_listener_readable(int listen_fd);
     void on_accept(UniqueFd fd, SocketAddress const& peer, ConnectionKind);
     void take_head(UniqueFd fd, SocketAddress const& peer, ConnectionKind, std::string_view peeked,
@@ -129,17 +131,18 @@ private:
         std::string_view prefix);
     void route(UniqueFd fd, SocketAddress const& peer, HeadPeek const& head, std::string_view prefix);
     void settle_client_hello(UniqueFd fd, SocketAddress const& peer, ClientHelloPeek const&, std::string_view prefix);
+    WorkerProcess* find_route(std::string const& host_key) const;
+    void pause_accepting(uint64_t ms);
+    void resume_accepting();
 
+    // The life of the workers (supervisor.cpp).
     void on_signals();
     void reap_children();
     void reload();
     void apply_manifest(Manifest const&);
     void begin_shutdown();
     void sweep_exited();
-    void pause_accepting(uint64_t ms);
-    void resume_accepting();
 
-    WorkerProcess* find_route(std::string const& host_key) const;
     void tell_systemd_when_ready();
     // "serving 1 of 2 identities; failing: marcus", for systemd's STATUS=.
     std::string serving_status() const;
