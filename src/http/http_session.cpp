@@ -13,6 +13,8 @@
 // linger (unless the exchange ended cleanly and nothing more came), then
 // teardown.
 //
+// How answers are written, and the stream, are in http_session_output.cpp.
+//
 // A handler may answer with a stream instead (start_stream): the head goes
 // out with Connection: close and no Content-Length, the connection enters
 // Streaming and stays there until the stream's owner closes it, the client
@@ -48,13 +50,6 @@ constexpr uint64_t transfer_timeout_ms = 60'000;
 // client closes, at most this long. Closing with unread input would send a
 // reset that can destroy the answer still in flight (a 413 most of all).
 constexpr uint64_t linger_timeout_ms = 2'000;
-// A stream whose queued bytes make no progress at all for this long is torn
-// down: the peer is stuck, not slow. A slow reader that keeps taking bytes is
-// never timed out here; its owner bounds its backlog (SseHub drops it).
-constexpr uint64_t stream_stall_timeout_ms = 60'000;
-// Parsing resumes only while queued answer bytes are below this, so a client
-// that pipelines without reading cannot make us buffer unbounded answers.
-constexpr size_t write_high_water = 256 * 1024;
 
 constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -107,19 +102,6 @@ Result<HttpSession*> HttpSession::create(SessionContext& context, UniqueFd fd, s
     session->enter(Phase::Idle);
     session->process_input();
     return session;
-}
-
-void HttpSession::refuse(UniqueFd fd, std::string_view peer, Rejection const& rejection)
-{
-    char discard[4096];
-    for (int i = 0; i < 16 && ::recv(fd.get(), discard, sizeof discard, MSG_DONTWAIT) > 0; ++i) {
-    }
-    ResponseFraming framing;
-    framing.keep_alive = false;
-    std::string bytes = serialize_response(rejection.response(), framing, peer);
-    // Best effort: a client that cannot take a small answer at once is not
-    // waited for.
-    [[maybe_unused]] ssize_t sent = ::send(fd.get(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 void HttpSession::stop()
@@ -467,148 +449,6 @@ void HttpSession::begin_next_request()
     m_head_request = false;
     m_parser.next_request();
     enter(Phase::Idle);
-}
-
-// ---- Answering ----
-
-void HttpSession::send_response(Response response)
-{
-    // Only the current request's slot is attached, and only while Handling.
-    if (m_phase != Phase::Handling)
-        return;
-    m_slot.reset();
-    ++m_requests;
-    bool keep_alive = m_keep_alive && !m_stopping;
-    log::debug("%s: %s -> %d", m_peer.c_str(), m_log_line.c_str(), response.status);
-    write_response(std::move(response), ResponseFraming::Body::ContentLength, keep_alive);
-    if (m_phase == Phase::Closed)
-        return;
-    if (!keep_alive) {
-        m_clean_end = input_consumed();
-        finish("answered with Connection: close");
-        return;
-    }
-    // Inside process_input() the loop goes on by itself; otherwise the timer
-    // (0 ms) resumes parsing on the next loop turn, outside the handler.
-    enter(Phase::Responded);
-}
-
-void HttpSession::reject(Rejection const& rejection)
-{
-    log::debug("%s: %d %s", m_peer.c_str(), rejection.status, rejection.message.c_str());
-    if (auto slot = m_slot.lock())
-        slot->detach();
-    write_response(rejection.response(), ResponseFraming::Body::ContentLength, false);
-    finish(rejection.message);
-}
-
-std::shared_ptr<ResponseStream> HttpSession::start_stream(Response head)
-{
-    // Only the current request's slot is attached, and only while Handling.
-    if (m_phase != Phase::Handling)
-        return nullptr;
-    m_slot.reset();
-    ++m_requests;
-    log::debug("%s: %s -> %d (stream)", m_peer.c_str(), m_log_line.c_str(), head.status);
-    auto stream = std::make_shared<ResponseStream>(static_cast<StreamSink*>(this));
-    m_stream = stream;
-    // What the client pipelined behind this request is never answered.
-    m_input.clear();
-    m_input_pos = 0;
-    write_response(std::move(head), ResponseFraming::Body::UntilClose, false);
-    if (m_phase == Phase::Closed)
-        return stream; // the head failed to go out; the owner hears of the close
-    enter(Phase::Streaming);
-    // HEAD has its answer in the head alone; a stopping worker starts no
-    // stream that would only delay its exit.
-    if (m_head_request)
-        finish("answered HEAD of a stream");
-    else if (m_stopping)
-        finish("worker stopping");
-    else
-        update_reading();
-    return stream;
-}
-
-void HttpSession::stream_write(std::string bytes)
-{
-    if (m_phase != Phase::Streaming || bytes.empty())
-        return;
-    queue_write(std::move(bytes));
-    if (m_phase == Phase::Streaming)
-        watch_stream_progress();
-}
-
-size_t HttpSession::stream_queued_bytes() const { return m_transport->queued_bytes(); }
-
-void HttpSession::stream_close(Close how, std::string_view reason)
-{
-    if (m_phase != Phase::Streaming)
-        return;
-    if (how == Close::Discard)
-        teardown(reason);
-    else
-        finish(reason);
-}
-
-void HttpSession::detach_stream()
-{
-    if (auto stream = m_stream.lock())
-        stream->detach();
-}
-
-// While a stream has bytes queued the timer measures how long since the
-// kernel last took some; with nothing queued no timer runs (keepalives are
-// the owner's business).
-void HttpSession::watch_stream_progress()
-{
-    if (stream_queued_bytes() == 0)
-        uv_timer_stop(&m_timer);
-    else if (!uv_is_active(reinterpret_cast<uv_handle_t const*>(&m_timer)))
-        uv_timer_start(&m_timer, timer_cb, stream_stall_timeout_ms, 0);
-}
-
-void HttpSession::write_response(Response response, ResponseFraming::Body body, bool keep_alive)
-{
-    ResponseFraming framing { body, keep_alive, m_http_minor, m_head_request };
-    if (response.status >= 100 && response.status < 600)
-        ++m_context.responses_by_class[static_cast<size_t>(response.status / 100 - 1)];
-    queue_write(serialize_response(response, framing, m_peer));
-}
-
-void HttpSession::queue_write(std::string bytes)
-{
-    if (m_phase == Phase::Closed)
-        return;
-    size_t size = bytes.size();
-    m_write_queue_bytes += size;
-    if (auto written = m_transport->write(std::move(bytes)); !written) {
-        m_write_queue_bytes -= size;
-        teardown(written.error().text());
-    }
-}
-
-void HttpSession::on_transport_written(size_t bytes, int status)
-{
-    m_write_queue_bytes -= bytes;
-    if (m_phase == Phase::Closed)
-        return; // cancelled by teardown
-    if (status < 0) {
-        teardown(std::string("write: ") + uv_strerror(status));
-        return;
-    }
-    if (m_phase == Phase::Responded && m_write_queue_bytes <= write_high_water)
-        enter(Phase::Responded); // resume on the next loop turn
-    if (m_phase == Phase::Streaming) {
-        // Progress: the stall timer starts over (or stops when all is out).
-        uv_timer_stop(&m_timer);
-        watch_stream_progress();
-        if (stream_queued_bytes() == 0) {
-            // Held while its owner is told, who may drop its own reference.
-            if (auto stream = m_stream.lock())
-                stream->notify_drained();
-        }
-    }
 }
 
 // ---- libuv trampolines ----

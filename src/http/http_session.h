@@ -138,6 +138,11 @@ private:
     static void timer_cb(uv_timer_t*) noexcept;
     static void timer_close_cb(uv_handle_t*) noexcept;
 
+    // Parsing resumes only while queued answer bytes are below this, so a
+    // client that pipelines without reading cannot make us buffer unbounded
+    // answers.
+    static constexpr size_t write_high_water = 256 * 1024;
+
     SessionContext& m_context;
     std::string m_peer;      // "203.0.113.7:51234"
     std::string m_peer_host; // "203.0.113.7"
