@@ -323,7 +323,7 @@ class Posta:
     """One `posta-server serve` with its manifest, config and state folder;
     stderr (supervisor's and workers') goes to a file, parsed on demand."""
 
-    def __init__(self, workdir, idents, args=(), state_dir=None):
+    def __init__(self, workdir, idents, args=(), state_dir=None, config=""):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.idents = list(idents)
@@ -339,7 +339,7 @@ class Posta:
         # reported runs use the defaults).
         extra = os.environ.get("BENCH_POSTA_CONFIG", "").replace("\\n", "\n")
         self.config.write_text(f'state_dir = "{self.state_dir}"\ncontrol_socket = "{self.dir}/control.sock"\n'
-                               + 'outbound_allow = ["127.0.0.0/8", "::1/128"]\n'
+                               + 'outbound_allow = ["127.0.0.0/8", "::1/128"]\n' + config
                                + (extra + "\n" if extra else ""))
 
     def write_manifest(self, idents):
@@ -783,7 +783,8 @@ class Bench:
                 for rep in range(REPS):
                     if kind == "cold":
                         shutil.rmtree(state, ignore_errors=True)
-                    posta = Posta(wd, idents, state_dir=state)
+                    # With the metrics endpoint on, for the scrape below.
+                    posta = Posta(wd, idents, state_dir=state, config='metrics_listen = "127.0.0.1:0"\n')
                     posta.start(wait_ready=False)
                     ready = posta.wait_ready(n, timeout=180)
                     last = max(t for _, _, t in ready)
@@ -819,6 +820,7 @@ class Bench:
                 [m.get("Private_Clean", 0) + m.get("Private_Dirty", 0) for m in mem])
             log(f"  idle worker PSS {out['worker_pss_kib']['median']} KiB, RSS {out['worker_rss_kib']['median']} KiB;"
                 f" total PSS {out['total_pss_kib'] / 1024:.1f} MiB, total RSS {out['total_rss_kib'] / 1024:.1f} MiB")
+            out["scrape"] = self.scrape_metrics(posta, n)
             out["hup"] = self.hup_adds(posta, idents)
         finally:
             if posta:
@@ -835,11 +837,40 @@ class Bench:
         self.row(f"3 {n} identities", "serve -> all ready s (cold)", fmt(cold, 2), "", "", "(new keys+db)", "")
         self.row(f"3 {n} identities", "CPU ms per worker start (warm / cold)",
                  fmt(median(out["warm_worker_start_cpu_ms"]), 2), f"cold {fmt(median(out['cold_worker_start_cpu_ms']), 2)}")
+        sc = out["scrape"]
+        self.row(f"3 {n} identities", "GET /metrics ms (median; max)", fmt(sc["median_ms"], 1),
+                 f"max {fmt(sc['max_ms'], 1)}", f"{sc['kib']:.0f} KiB", "<= 100 ms", ok(sc["max_ms"] <= 100))
         h = out["hup"]
         self.row(f"3 {n} identities", "HUP add -> 200 ms", fmt(h["median_ms"], 1), "", "", "<= 200 ms",
                  ok(h["median_ms"] <= 200))
         self.row(f"3 {n} identities", "others restarted after HUPs", str(h["others_restarted"]), "", "", "0",
                  ok(h["others_restarted"] == 0))
+
+    def scrape_metrics(self, posta, n, scrapes=20):
+        """GET /metrics of `n` identities, from connect to the close after the
+        answer, `scrapes` times one after the other; checks that the answer is
+        whole (every worker up) so that a fast error cannot pass for a scrape."""
+        port = int(posta.wait_log(r"metrics on http://127\.0\.0\.1:(\d+)/metrics").group(1))
+        times, size = [], 0
+        cpu_before = schedstat_ms(posta.proc.pid) or 0
+        for _ in range(scrapes):
+            t0 = time.monotonic()
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
+                chunks = []
+                while chunk := s.recv(1 << 20):
+                    chunks.append(chunk)
+            times.append((time.monotonic() - t0) * 1000)
+            body = b"".join(chunks)
+            size = len(body)
+            up = body.count(b"} 1\n", body.find(b"# TYPE posta_worker_up"), body.find(b"# HELP posta_worker_restarts"))
+            if not body.startswith(b"HTTP/1.1 200") or up != n:
+                raise RuntimeError(f"GET /metrics: {body[:80]!r}, {up} of {n} workers up")
+        cpu_ms = ((schedstat_ms(posta.proc.pid) or 0) - cpu_before) / scrapes
+        log(f"  GET /metrics of {n} identities: median {median(times):.1f} ms, max {max(times):.1f} ms, "
+            f"{size / 1024:.0f} KiB, supervisor CPU {cpu_ms:.1f} ms per scrape")
+        return {"ms": [round(t, 2) for t in times], "median_ms": median(times), "max_ms": max(times),
+                "kib": size / 1024, "supervisor_cpu_ms": round(cpu_ms, 2)}
 
     def hup_adds(self, posta, idents):
         table = proc_table()
