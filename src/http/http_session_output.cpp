@@ -144,11 +144,14 @@ void HttpSession::queue_write(std::string bytes)
     if (m_phase == Phase::Closed)
         return;
     size_t size = bytes.size();
-    m_write_queue_bytes += size;
-    if (auto written = m_transport->write(std::move(bytes)); !written) {
-        m_write_queue_bytes -= size;
+    auto written = m_transport->write(std::move(bytes));
+    if (!written) {
         teardown(written.error().text());
+        return;
     }
+    // Done: the kernel has them already, and no callback will say so.
+    if (written.value() == Transport::Written::Queued)
+        m_write_queue_bytes += size;
 }
 
 void HttpSession::on_transport_written(size_t bytes, int status)

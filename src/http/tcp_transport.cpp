@@ -9,7 +9,7 @@ namespace posta {
 
 struct TcpTransport::WriteRequest {
     uv_write_t req {};
-    std::string bytes;
+    std::string bytes; // all of them, the first ones possibly taken by uv_try_write
     TcpTransport* transport = nullptr;
 };
 
@@ -49,20 +49,29 @@ void TcpTransport::stop_reading()
     m_reading = false;
 }
 
-Result<void> TcpTransport::write(std::string bytes)
+Result<Transport::Written> TcpTransport::write(std::string bytes)
 {
     if (m_closing)
         return uv_error(UV_ECANCELED, "uv_write");
+    // libuv refuses (UV_EAGAIN) while earlier writes wait, so bytes never
+    // overtake each other.
+    uv_buf_t all = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
+    int sent = uv_try_write(stream(), &all, 1);
+    if (sent < 0 && sent != UV_EAGAIN)
+        return uv_error(sent, "uv_try_write");
+    size_t done = sent > 0 ? static_cast<size_t>(sent) : 0;
+    if (done == bytes.size())
+        return Written::Done;
     auto* write = new WriteRequest;
     write->bytes = std::move(bytes);
     write->transport = this;
     write->req.data = write;
-    uv_buf_t buf = uv_buf_init(write->bytes.data(), static_cast<unsigned>(write->bytes.size()));
+    uv_buf_t buf = uv_buf_init(write->bytes.data() + done, static_cast<unsigned>(write->bytes.size() - done));
     if (int rc = uv_write(&write->req, stream(), &buf, 1, write_cb); rc < 0) {
         delete write; // a function that fails never calls its callback (libuv)
         return uv_error(rc, "uv_write");
     }
-    return {};
+    return Written::Queued;
 }
 
 Result<void> TcpTransport::shutdown()

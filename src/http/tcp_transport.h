@@ -26,7 +26,7 @@ public:
 
     Result<void> start_reading() override;
     void stop_reading() override;
-    Result<void> write(std::string bytes) override;
+    Result<Written> write(std::string bytes) override;
     Result<void> shutdown() override;
     size_t queued_bytes() const override;
     bool peer_sent_more() const override;

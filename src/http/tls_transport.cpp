@@ -69,7 +69,7 @@ void TlsTransport::stop_reading()
     update_socket_reading();
 }
 
-Result<void> TlsTransport::write(std::string bytes)
+Result<Transport::Written> TlsTransport::write(std::string bytes)
 {
     if (m_closing)
         return uv_error(UV_ECANCELED, "SSL_write");
@@ -85,10 +85,13 @@ Result<void> TlsTransport::write(std::string bytes)
     std::string records(pending, '\0');
     if (pending > 0)
         BIO_read(m_out, records.data(), static_cast<int>(pending));
-    if (auto written = m_tcp.write(std::move(records)); !written)
+    auto written = m_tcp.write(std::move(records));
+    if (!written)
         return written;
-    m_sent.push_back(Sent { true, bytes.size() });
-    return {};
+    // Only a queued write has a callback to wait for (and to pass on).
+    if (written.value() == Written::Queued)
+        m_sent.push_back(Sent { true, bytes.size() });
+    return written;
 }
 
 Result<void> TlsTransport::shutdown()
@@ -194,7 +197,7 @@ void TlsTransport::flush()
         return;
     std::string records(pending, '\0');
     BIO_read(m_out, records.data(), static_cast<int>(pending));
-    if (m_tcp.write(std::move(records)))
+    if (auto written = m_tcp.write(std::move(records)); written && written.value() == Written::Queued)
         m_sent.push_back(Sent {});
 }
 

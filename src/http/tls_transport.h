@@ -35,7 +35,7 @@ public:
     void stop_reading() override;
     // Fails before the handshake is done: nothing can be said to the
     // client before then.
-    Result<void> write(std::string bytes) override;
+    Result<Written> write(std::string bytes) override;
     Result<void> shutdown() override;
     size_t queued_bytes() const override;
     bool peer_sent_more() const override;

@@ -40,9 +40,13 @@ public:
     // Reading is off until started; both are idempotent.
     virtual Result<void> start_reading() = 0;
     virtual void stop_reading() = 0;
-    // Queues `bytes` behind earlier writes. On failure no
-    // on_transport_written follows (libuv's rule).
-    virtual Result<void> write(std::string bytes) = 0;
+    // Writes `bytes` behind earlier writes. Written::Done: the kernel took
+    // them all at once, and no on_transport_written follows (the common case
+    // for an answer: no write request, no callback, no change of what the
+    // loop watches). Written::Queued: one on_transport_written follows, for
+    // all of `bytes`. On failure none follows (libuv's rule).
+    enum class Written { Done, Queued };
+    virtual Result<Written> write(std::string bytes) = 0;
     // Ends the sending side once every queued write is done.
     virtual Result<void> shutdown() = 0;
     // Bytes written that the kernel has not taken yet.
