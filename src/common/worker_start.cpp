@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <unistd.h>
+#include <vector>
 
 extern char** environ;
 
@@ -247,10 +248,20 @@ Result<pid_t> spawn_template(char const* exe, int channel, int stderr_fd)
         rc = posix_spawn_file_actions_adddup2(&actions, channel, worker_channel_fd);
     if (rc == 0)
         rc = posix_spawn_file_actions_addclosefrom_np(&actions, worker_channel_fd + 1);
+    // The template binds every symbol of every library when it loads
+    // (LD_BIND_NOW), once: each worker it forks inherits resolved tables
+    // instead of resolving lazily, library call by library call, itself.
+    std::vector<char const*> env;
+    for (char** entry = environ; *entry; ++entry)
+        if (std::strncmp(*entry, "LD_BIND_NOW=", 12) != 0)
+            env.push_back(*entry);
+    env.push_back("LD_BIND_NOW=1");
+    env.push_back(nullptr);
     pid_t pid = -1;
     if (rc == 0) {
         char const* argv[] = { "posta-server", template_mode_arg, nullptr };
-        rc = ::posix_spawn(&pid, exe, &actions, nullptr, const_cast<char* const*>(argv), environ);
+        rc = ::posix_spawn(&pid, exe, &actions, nullptr, const_cast<char* const*>(argv),
+            const_cast<char* const*>(env.data()));
     }
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0)

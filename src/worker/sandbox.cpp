@@ -7,6 +7,8 @@
 #include "common/unique_fd.h"
 
 #include <seccomp.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -16,7 +18,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <optional>
 #include <unistd.h>
+#include <vector>
 
 namespace posta {
 
@@ -132,7 +136,11 @@ constexpr char const* allowed_syscalls[] = {
     "getrlimit", "prlimit64", "getrusage", "exit", "exit_group", "wait4",
 };
 
-Result<void> install_seccomp()
+// The allowlist as a BPF program, compiled by libseccomp. Compiling it is
+// most of what installing the filter costs, and it is the same for every
+// worker, so the worker template compiles it once (prepare_sandbox) and each
+// worker it forks loads the copy it inherited.
+Result<std::vector<sock_filter>> compile_seccomp()
 {
     scmp_filter_ctx filter = seccomp_init(SCMP_ACT_KILL_PROCESS);
     if (!filter)
@@ -147,12 +155,75 @@ Result<void> install_seccomp()
             return Error::from_errno_code(-rc, "seccomp_rule_add", name);
         }
     }
-    int rc = seccomp_load(filter);
+    // libseccomp 2.5 exports to a descriptor only; the program is a few KiB,
+    // well within a pipe's buffer.
+    int ends[2];
+    if (::pipe2(ends, O_CLOEXEC) < 0) {
+        release();
+        return Error::from_errno("pipe2", "seccomp program");
+    }
+    UniqueFd out(ends[0]);
+    UniqueFd in(ends[1]);
+    int rc = seccomp_export_bpf(filter, in.get());
     release();
+    in.reset();
     if (rc < 0)
-        return Error::from_errno_code(-rc, "seccomp_load", {});
+        return Error::from_errno_code(-rc, "seccomp_export_bpf", {});
+    std::vector<sock_filter> program;
+    sock_filter chunk[64];
+    for (;;) {
+        ssize_t got = ::read(out.get(), chunk, sizeof chunk);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return Error::from_errno("read", "seccomp program");
+        if (got == 0)
+            break;
+        if (got % sizeof(sock_filter) != 0)
+            return Error::message("seccomp_export_bpf", "a program of partial instructions");
+        program.insert(program.end(), chunk, chunk + got / sizeof(sock_filter));
+    }
+    if (program.empty())
+        return Error::message("seccomp_export_bpf", "an empty program");
+    return program;
+}
+
+std::optional<std::vector<sock_filter>>& prepared_seccomp()
+{
+    static std::optional<std::vector<sock_filter>> program;
+    return program;
+}
+
+// Needs no_new_privs, set before (restrict_filesystem).
+Result<void> install_seccomp()
+{
+    if (!prepared_seccomp()) {
+        auto compiled = compile_seccomp();
+        if (!compiled)
+            return compiled.error();
+        prepared_seccomp() = std::move(compiled.value());
+    }
+    std::vector<sock_filter>& program = *prepared_seccomp();
+    sock_fprog prog { static_cast<unsigned short>(program.size()), program.data() };
+    if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+        return Error::from_errno("seccomp", "SECCOMP_SET_MODE_FILTER");
     return {};
 }
+
+}
+
+Result<void> prepare_sandbox()
+{
+    if (prepared_seccomp())
+        return {};
+    auto compiled = compile_seccomp();
+    if (!compiled)
+        return compiled.error();
+    prepared_seccomp() = std::move(compiled.value());
+    return {};
+}
+
+namespace {
 
 Result<void> limit_resources()
 {

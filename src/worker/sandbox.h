@@ -27,6 +27,12 @@ struct SandboxReport {
 // kernel offers is.
 Result<SandboxReport> apply_sandbox(std::string const& identity_dir);
 
+// Does once, in the worker template before it forks, the part of applying
+// the sandbox that is the same for every worker (compiling the seccomp
+// allowlist); apply_sandbox() in a forked worker then only loads it.
+// Without it, apply_sandbox() compiles the allowlist itself.
+Result<void> prepare_sandbox();
+
 // Sets the calling process's RLIMIT_NOFILE, soft and hard, to `wanted` or the
 // current hard limit if that is lower, so it cannot be raised again; returns
 // the limit set.

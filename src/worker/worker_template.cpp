@@ -6,6 +6,7 @@
 #include "common/process_title.h"
 #include "common/worker_start.h"
 #include "http/http_client.h"
+#include "worker/sandbox.h"
 #include "worker/worker.h"
 
 #include <cerrno>
@@ -13,8 +14,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cstdint>
 #include <poll.h>
+#include <sched.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <string>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -23,6 +27,9 @@
 namespace posta {
 
 namespace {
+
+// Room left between the template's frame and the middle process's stack.
+constexpr size_t middle_stack_gap = 16 * 1024;
 
 // In the forked worker: its channel end becomes fd 3 in place of the
 // template's (dup2 closes that), and it is titled for its identity.
@@ -42,21 +49,42 @@ namespace {
     std::_Exit(code);
 }
 
+struct MiddleArgs {
+    std::string const& slug;
+    UniqueFd& worker_channel;
+};
+
+// The middle process: forks the worker, reports its pid and exits, so that
+// the worker is reparented to the supervisor (a subreaper) and reaped by it
+// like any child. It shares the template's memory (CLONE_VM) while the
+// template waits (CLONE_VFORK), like posix_spawn's child: it costs no copy
+// of the template's page tables and no teardown of its own, only the fork
+// of the worker. It must not change what the template owns: it leaves
+// `worker_channel` to the template, which closes its copy.
+int run_middle(void* arg)
+{
+    auto& args = *static_cast<MiddleArgs*>(arg);
+    pid_t worker = ::fork();
+    if (worker == 0)
+        become_worker(args.slug, std::move(args.worker_channel));
+    int saved = errno;
+    (void)send_forked(worker_channel_fd, worker > 0 ? worker : 0,
+        worker > 0 ? std::string() : std::string("fork: ") + std::strerror(saved));
+    return 0;
+}
+
 void fork_worker(std::string const& slug, UniqueFd worker_channel)
 {
-    pid_t middle = ::fork();
+    MiddleArgs args { slug, worker_channel };
+    // The middle runs on the template's own stack, below this frame (which
+    // it does not touch, and which waits): the worker forked from it then
+    // lives on the process's main stack, as any process does.
+    auto* below = static_cast<char*>(__builtin_frame_address(0)) - middle_stack_gap;
+    void* stack = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(below) & ~uintptr_t { 15 });
+    pid_t middle = ::clone(run_middle, stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
     if (middle < 0) {
-        (void)send_forked(worker_channel_fd, 0, std::string("fork: ") + std::strerror(errno));
+        (void)send_forked(worker_channel_fd, 0, std::string("clone: ") + std::strerror(errno));
         return;
-    }
-    if (middle == 0) {
-        pid_t worker = ::fork();
-        if (worker == 0)
-            become_worker(slug, std::move(worker_channel));
-        int saved = errno;
-        (void)send_forked(worker_channel_fd, worker > 0 ? worker : 0,
-            worker > 0 ? std::string() : std::string("fork: ") + std::strerror(saved));
-        std::_Exit(0);
     }
     worker_channel.reset();
     while (::waitpid(middle, nullptr, 0) < 0 && errno == EINTR) {
@@ -92,6 +120,13 @@ int run_worker_template()
         log::error("cannot start: %s", curl.error().text().c_str());
         return static_cast<int>(WorkerExit::Fatal);
     }
+    if (int rc = sqlite3_initialize(); rc != SQLITE_OK) {
+        log::error("cannot start: sqlite3_initialize: %s", sqlite3_errstr(rc));
+        return static_cast<int>(WorkerExit::Fatal);
+    }
+    // A failure here is each worker's own start error when it tries again.
+    if (auto prepared = prepare_sandbox(); !prepared)
+        log::warn("sandbox: %s", prepared.error().text().c_str());
 
     for (;;) {
         pollfd p { worker_channel_fd, POLLIN, 0 };
