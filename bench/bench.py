@@ -17,6 +17,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import sqlite3
 import statistics
 import subprocess
@@ -180,13 +181,20 @@ def raise_fd_limit(want=65536):
 
 # -------------------------------------------------------------------- HTTP
 
-def http_get(port, host, path="/.well-known/posta", timeout=2.0, extra="", first_bytes_only=False):
+def http_get(port, host, path="/.well-known/posta", timeout=2.0, extra="", first_bytes_only=False, tls=False):
     """One request on a new connection; returns (status, body) or (None, b'').
-    first_bytes_only: return once the head arrived (for a stream)."""
+    first_bytes_only: return once the head arrived (for a stream). tls: over
+    TLS with SNI = host, no certificate check (the bench's own CA)."""
+    data = b""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+            s = raw
+            if tls:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                s = context.wrap_socket(raw, server_hostname=host)
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n".encode())
-            data = b""
             while True:
                 chunk = s.recv(65536)
                 if not chunk:
@@ -195,7 +203,8 @@ def http_get(port, host, path="/.well-known/posta", timeout=2.0, extra="", first
                 if first_bytes_only and b"\r\n\r\n" in data:
                     break
     except OSError:
-        return None, b""
+        if not data:  # a TLS peer that closes without close_notify still answered
+            return None, b""
     m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
     if not m:
         return None, b""
@@ -592,7 +601,8 @@ class Bench:
         posta = Posta(wd / "posta", idents).start()
         docs = {}
         for h in hosts:
-            status, body = http_get(posta.port, h)
+            # Over TLS: a plain request for an https identity is redirected.
+            status, body = http_get(posta.tls_port, h, tls=True)
             if status != 200:
                 raise RuntimeError(f"posta answered {status} for {h}")
             docs[h] = body
@@ -658,13 +668,13 @@ class Bench:
                 target, verdict = "", ""
                 rr = ratio(p["rps"], g["rps"])
                 if mode == "keepalive" and n == 2:
-                    target, verdict = ">= 0.9x nginx", ok(rr is not None and rr >= 0.9)
+                    target, verdict = ">= 0.95x nginx", ok(rr is not None and rr >= 0.95)
                 self.row(sc, "req/s vs nginx return 200", fmt(p["rps"], 0), fmt(g["rps"], 0), fmt(rr, 2, "x"),
                          target, verdict)
                 rr = ratio(p["rps"], r["rps"])
                 target, verdict = "", ""
                 if mode == "keepalive" and n == 200:
-                    target, verdict = ">= 2x router", ok(rr is not None and rr >= 2.0)
+                    target, verdict = ">= 2.5x router", ok(rr is not None and rr >= 2.5)
                 self.row(sc, "req/s vs nginx router", fmt(p["rps"], 0), fmt(r["rps"], 0), fmt(rr, 2, "x"),
                          target, verdict)
                 if "wrk" in p and "wrk" in g:
@@ -672,16 +682,23 @@ class Bench:
                              fmt(ratio(p["wrk"]["rps"], g["wrk"]["rps"]), 2, "x"))
                 self.row(sc, "p99 ms (nginx / router)", fmt(p["p99_ms"], 2),
                          f"{fmt(g['p99_ms'], 2)} / {fmt(r['p99_ms'], 2)}")
+                rr = ratio(p["cpu_per_1k"], g["cpu_per_1k"])
+                target, verdict = "", ""
+                if mode == "keepalive":
+                    bound = 1.0 if n == 2 else 1.5
+                    target, verdict = f"<= {bound:g}x nginx", ok(rr is not None and rr <= bound)
                 self.row(sc, "CPU s/1k req vs nginx", fmt(p["cpu_per_1k"], 4), fmt(g["cpu_per_1k"], 4),
-                         fmt(ratio(p["cpu_per_1k"], g["cpu_per_1k"]), 2, "x"))
+                         fmt(rr, 2, "x"), target, verdict)
                 rr = ratio(p["cpu_per_1k"], r["cpu_per_1k"])
                 target, verdict = "", ""
                 if mode == "close":
-                    target, verdict = "<= 1.0x router", ok(rr is not None and rr <= 1.0)
+                    target, verdict = "<= 0.8x router", ok(rr is not None and rr <= 0.8)
                 self.row(sc, "CPU s/1k req vs router", fmt(p["cpu_per_1k"], 4), fmt(r["cpu_per_1k"], 4),
                          fmt(rr, 2, "x"), target, verdict)
                 if mode == "close":
-                    self.row(sc, "  of which supervisor", fmt(p.get("supervisor_cpu_per_1k"), 4))
+                    sup = p.get("supervisor_cpu_per_1k")
+                    self.row(sc, "  of which supervisor", fmt(sup, 4), "", "", "<= 0.015 (15 us)",
+                             ok(sup is not None and sup <= 0.015))
 
     # ---- 8 -------------------------------------------------------------
 
@@ -708,7 +725,8 @@ class Bench:
         posta.start()
         docs = {}
         for h in hosts:
-            status, body = http_get(posta.port, h)
+            # Over TLS: a plain request for an https identity is redirected.
+            status, body = http_get(posta.tls_port, h, tls=True)
             if status != 200:
                 raise RuntimeError(f"posta answered {status} for {h}")
             docs[h] = body
@@ -827,22 +845,24 @@ class Bench:
                 posta.stop()
         self.results["scenarios"]["memory_startup"] = out
         w = out["worker_pss_kib"]["median"] / 1024
-        self.row(f"3 {n} identities", "idle worker PSS MiB (median)", fmt(w, 2), "", "", "<= 1.5 MiB", ok(w <= 1.5))
+        self.row(f"3 {n} identities", "idle worker PSS MiB (median)", fmt(w, 2), "", "", "<= 1 MiB", ok(w <= 1.0))
         self.row(f"3 {n} identities", "idle worker RSS MiB (median)",
                  fmt(out["worker_rss_kib"]["median"] / 1024, 2))
         self.row(f"3 {n} identities", "total PSS / RSS MiB", fmt(out["total_pss_kib"] / 1024, 1),
                  f"RSS {fmt(out['total_rss_kib'] / 1024, 1)}")
         cold, warm = median(out["cold_start_s"]), median(out["warm_start_s"])
-        self.row(f"3 {n} identities", "serve -> all ready s (warm)", fmt(warm, 2), "", "", "<= 3 s", ok(warm <= 3))
+        self.row(f"3 {n} identities", "serve -> all ready s (warm)", fmt(warm, 2), "", "", "<= 2 s", ok(warm <= 2))
         self.row(f"3 {n} identities", "serve -> all ready s (cold)", fmt(cold, 2), "", "", "(new keys+db)", "")
+        start_ms = median(out["warm_worker_start_cpu_ms"])
         self.row(f"3 {n} identities", "CPU ms per worker start (warm / cold)",
-                 fmt(median(out["warm_worker_start_cpu_ms"]), 2), f"cold {fmt(median(out['cold_worker_start_cpu_ms']), 2)}")
+                 fmt(start_ms, 2), f"cold {fmt(median(out['cold_worker_start_cpu_ms']), 2)}", "", "<= 2 ms (warm)",
+                 ok(start_ms is not None and start_ms <= 2))
         sc = out["scrape"]
         self.row(f"3 {n} identities", "GET /metrics ms (median; max)", fmt(sc["median_ms"], 1),
                  f"max {fmt(sc['max_ms'], 1)}", f"{sc['kib']:.0f} KiB", "<= 100 ms", ok(sc["max_ms"] <= 100))
         h = out["hup"]
-        self.row(f"3 {n} identities", "HUP add -> 200 ms", fmt(h["median_ms"], 1), "", "", "<= 200 ms",
-                 ok(h["median_ms"] <= 200))
+        self.row(f"3 {n} identities", "HUP add -> 200 ms", fmt(h["median_ms"], 1), "", "", "<= 100 ms",
+                 ok(h["median_ms"] <= 100))
         self.row(f"3 {n} identities", "others restarted after HUPs", str(h["others_restarted"]), "", "", "0",
                  ok(h["others_restarted"] == 0))
 
@@ -1016,7 +1036,10 @@ class Bench:
         n_ids = 10 if QUICK else 100
         per_id = 10 if QUICK else 100
         idents = identities(n_ids)
-        posta = Posta(wd, idents, args=["--rate-per-minute", "0"]).start()
+        # 100 streams per identity come from one address (127.0.0.1): more
+        # than max_connections_per_address allows a stranger by default.
+        posta = Posta(wd, idents, args=["--rate-per-minute", "0"],
+                      config=f"max_connections_per_address = {per_id + 50}\n").start()
         sender_srv = None
         streams = []
         try:
@@ -1137,9 +1160,80 @@ class Bench:
                  f"{fmt(m['p50_ms'], 2)} / {fmt(m['p99_ms'], 2)}", "", "", "p99 <= 5 ms",
                  ok(m["p99_ms"] is not None and m["p99_ms"] <= 5))
         self.row("5 events", "  p99 to the last of an identity's subscribers", fmt(m["last_subscriber_p99_ms"], 2))
-        self.row("5 events", "  workers' RSS per open stream KiB", fmt(m["rss_per_stream_kib"], 1))
+        self.row("5 events", "  workers' RSS per open stream KiB", fmt(m["rss_per_stream_kib"], 1), "", "",
+                 "<= 2 KiB", ok(m["rss_per_stream_kib"] is not None and m["rss_per_stream_kib"] <= 2))
 
     # ---- 6 -------------------------------------------------------------
+
+    # ---- 9 -------------------------------------------------------------
+
+    def outbox(self):
+        """End-to-end deliveries from one identity to another on the same
+        daemon: POST /api/messages to the sender's owner API, its outbox
+        signs and POSTs each to the receiver's /inbox over TCP, which
+        verifies and commits; the rate is messages in the receiver's
+        inbox.db per second, from the first POST to the last row, against
+        one core's verify rate (the receiver verifies each one)."""
+        res = {}
+        self.results["scenarios"]["outbox"] = res
+        wd = self.work / "outbox"
+        port = free_port()
+        sender = {"slug": "out0", "url": f"http://127.0.0.1:{port}", "name": "Sender", "host": f"127.0.0.1:{port}"}
+        receiver = {"slug": "out1", "url": f"http://localhost:{port}", "name": "Receiver", "host": f"localhost:{port}"}
+        posta = Posta(wd, [sender, receiver], args=["--listen", f"127.0.0.1:{port}", "--rate-per-minute", "0"],
+                      config='delivery_retry_base = "200ms"\ndelivery_retry_max = "1s"\n').start()
+        try:
+            token = issue_token(posta, sender["slug"])
+            if token is None:
+                raise RuntimeError(f"posta-server token failed; log {posta.logfile}")
+            log("scenario 9: outbox: deliveries from one identity to another on the same daemon")
+            p = subprocess.run([TOOL, "verify-rate", "--seconds", "1" if QUICK else "2", "--body-bytes", "300"],
+                               capture_output=True, check=True)
+            verify = json.loads(p.stdout)
+            per_core = max(verify["per_cpu_s"], verify["per_s"])
+            body = json.dumps({"to": [receiver["url"]], "subject": "bench", "body": "x" * 200}).encode()
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+
+            def post_one():
+                status, reply = http_post(port, sender["host"], "/api/messages", body, headers)
+                if status != 202:
+                    raise RuntimeError(f"POST /api/messages answered {status}: {reply[:200]!r}")
+
+            def wait_rows(want, timeout):
+                deadline = time.monotonic() + timeout
+                while True:
+                    got = count_inbox_rows(posta.state_dir, [receiver])
+                    if isinstance(got, int) and got >= want:
+                        return time.monotonic()
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"only {got} of {want} messages delivered in {timeout:.0f} s")
+                    time.sleep(0.02)
+
+            post_one()  # warm-up: the receiver fetches and caches the sender's key
+            wait_rows(1, 30)
+            runs = []
+            delivered = 1
+            count = 300 if QUICK else 2000
+            for _ in range(REPS):
+                cpu0 = cpu_seconds([posta.proc.pid])
+                t0 = time.monotonic()
+                for _ in range(count):
+                    post_one()
+                delivered += count
+                t1 = wait_rows(delivered, 300)
+                cpu = cpu_seconds([posta.proc.pid]) - cpu0
+                runs.append({"messages": count, "seconds": round(t1 - t0, 3), "per_s": count / (t1 - t0),
+                             "cpu_per_message_ms": 1000 * cpu / count})
+                log(f"  outbox rep: {count} delivered in {t1 - t0:.2f}s ({count / (t1 - t0):.0f}/s), "
+                    f"{1000 * cpu / count:.2f} ms CPU per message")
+            res.update({"verify": verify, "runs": runs})
+        finally:
+            posta.stop()
+        rate = median([r["per_s"] for r in runs])
+        ratio = rate / per_core if per_core else None
+        self.row("9 outbox", "deliveries/s one identity -> another vs verify/s", fmt(rate, 0), fmt(per_core, 0),
+                 fmt(ratio, 2, "x"), ">= 0.2x verify", ok(ratio is not None and ratio >= 0.2))
+        self.row("9 outbox", "  daemon CPU ms per delivered message", fmt(median([r["cpu_per_message_ms"] for r in runs]), 2))
 
     def slow_clients(self):
         log(f"scenario 6: {SLOW_CLIENTS} slow clients trickling heads vs normal requests")
@@ -1672,7 +1766,7 @@ def main():
     })
     failures = []
     scenarios = [("1", bench.dispatch), ("3", bench.memory_startup), ("4", bench.inbox), ("5", bench.events),
-                 ("6", bench.slow_clients), ("8", bench.tls)]
+                 ("6", bench.slow_clients), ("8", bench.tls), ("9", bench.outbox)]
     try:
         for key, fn in scenarios:
             if ONLY and key not in ONLY and not (key == "1" and "2" in ONLY):
