@@ -1,29 +1,22 @@
 #include "control_client.h"
 
-#include "common/unique_fd.h"
+#include "common/unix_socket.h"
 
 #include <cerrno>
 #include <cstring>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 namespace posta {
 
 Result<std::string> ask_daemon(std::string const& socket_path, std::string_view request,
     std::chrono::milliseconds timeout)
 {
-    sockaddr_un addr {};
-    addr.sun_family = AF_UNIX;
-    if (socket_path.size() >= sizeof addr.sun_path)
-        return Error::message("control socket", "path too long", socket_path);
-    std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd)
-        return Error::from_errno("socket", socket_path);
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
-        return Error::from_errno("connect", socket_path);
+    auto connected = connect_unix(socket_path);
+    if (!connected)
+        return connected.error();
+    UniqueFd fd = std::move(connected.value());
     std::string line(request);
     line += '\n';
     if (::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL) < 0)

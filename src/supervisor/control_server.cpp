@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/uv_handle.h"
 #include "common/unique_fd.h"
+#include "common/unix_socket.h"
 
 #include <cerrno>
 #include <cstring>
@@ -35,18 +36,11 @@ Result<void> claim_path(std::string const& path)
     }
     if (!S_ISSOCK(st.st_mode))
         return Error::message("control_socket", "exists and is not a socket; remove it or set control_socket to another path", path);
-    sockaddr_un addr {};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path)
-        return Error::message("control_socket", "path too long", path);
-    std::memcpy(addr.sun_path, path.data(), path.size());
-    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!probe)
-        return Error::from_errno("socket", path);
-    if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+    auto probe = connect_unix(path);
+    if (probe)
         return Error::message("control_socket", "another posta-server is listening there; stop it, or give this daemon its own control_socket", path);
-    if (errno != ECONNREFUSED)
-        return Error::from_errno("connect", path);
+    if (!probe.error().is(ErrorDomain::Errno, ECONNREFUSED))
+        return probe.error();
     if (::unlink(path.c_str()) < 0 && errno != ENOENT)
         return Error::from_errno("unlink", path);
     return {};
@@ -116,13 +110,13 @@ Result<std::unique_ptr<ControlServer>> ControlServer::create(uv_loop_t* loop, st
 
     // Bound here rather than by uv_pipe_bind: libuv unlinks the path of a pipe
     // it bound when the handle closes, whatever is at that path by then.
-    sockaddr_un addr {};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.data(), path.size()); // claim_path checked the length
+    auto addr = unix_socket_address(path);
+    if (!addr)
+        return addr.error();
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd)
         return Error::from_errno("socket", path);
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+    if (::bind(fd.get(), reinterpret_cast<sockaddr const*>(&addr.value()), sizeof addr.value()) < 0)
         return Error::from_errno("bind", path);
 
     std::unique_ptr<ControlServer> self(new ControlServer(std::move(path), std::move(provider)));
