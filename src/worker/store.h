@@ -183,6 +183,14 @@ private:
     Result<std::optional<int64_t>> resolve(MessageKey key);
     Result<std::optional<StoredMessage>> message_by_seq(int64_t seq);
     Result<void> load_recipients(StoredMessage& message);
+    // Appends the delivery.updated event of `delivery`, inside the caller's
+    // transaction, and returns it as stored.
+    Result<StoredEvent> append_delivery_updated(DeliveryRecord const& delivery, int64_t now_ms,
+        EventEncoder const& events);
+    // A delivery from a row whose columns are, in this order, its message's
+    // id, then the deliveries table's recipient, state, attempts,
+    // next_attempt_at, last_status and last_error.
+    static DeliveryRecord delivery_from_row(SqlRow const& row);
 
     // Use of a token or session is noted at most this often.
     static constexpr int64_t use_note_interval_ms = 3600 * 1000;

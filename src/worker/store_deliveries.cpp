@@ -73,34 +73,28 @@ Result<std::optional<StoredEvent>> Store::update_delivery(int64_t message_seq, s
     auto transaction = SqliteTransaction::begin(db());
     if (!transaction)
         return transaction.error();
+    // Filled from the row the update returns; until then it holds the
+    // retry time to bind (GCC 12 warns of a lone optional's copy here).
     DeliveryRecord record;
-    record.to = std::string(to);
-    record.state = update.state;
     record.next_attempt_at_ms = update.state == DeliveryState::Queued ? update.next_attempt_at_ms : std::nullopt;
-    record.last_status = update.last_status;
-    record.last_error = update.last_error;
     auto changed = m_sql.first(
         "UPDATE deliveries SET attempts = attempts + 1, state = ?3, next_attempt_at = ?4, "
         "last_status = ?5, last_error = ?6, updated_at = ?7 WHERE message = ?1 AND recipient = ?2 AND state = 'queued' "
-        "RETURNING (SELECT id FROM messages WHERE seq = ?1), attempts",
+        "RETURNING (SELECT id FROM messages WHERE seq = ?1), recipient, state, attempts, next_attempt_at, "
+        "last_status, last_error",
         { message_seq, to, delivery_state_name(update.state), optional_param(record.next_attempt_at_ms),
             optional_param(update.last_status), optional_param(update.last_error), now_ms },
-        [&](SqlRow const& row) {
-            record.message_id = row.text(0);
-            record.attempts = row.integer(1);
-        });
+        [&](SqlRow const& row) { record = delivery_from_row(row); });
     if (!changed)
         return changed.error();
     if (!changed.value())
         return std::optional<StoredEvent> {}; // cancelled meanwhile (its message deleted)
-    StoredEvent event { 0, "delivery.updated", events.delivery_updated(record), now_ms };
-    auto appended = insert_event(event.type, event.data, now_ms);
-    if (!appended)
-        return appended.error();
-    event.seq = appended.value();
+    auto event = append_delivery_updated(record, now_ms, events);
+    if (!event)
+        return event.error();
     if (auto committed = transaction->commit(); !committed)
         return committed.error();
-    return std::optional<StoredEvent>(std::move(event));
+    return std::optional<StoredEvent>(std::move(event.value()));
 }
 
 Result<std::vector<DeliveryRecord>> Store::list_deliveries(std::optional<DeliveryState> state)
@@ -111,20 +105,34 @@ Result<std::vector<DeliveryRecord>> Store::list_deliveries(std::optional<Deliver
         "SELECT m.id, d.recipient, d.state, d.attempts, d.next_attempt_at, d.last_status, d.last_error "
         "FROM deliveries d JOIN messages m ON m.seq = d.message "
         "WHERE ?1 IS NULL OR d.state = ?1 ORDER BY d.message, d.position",
-        { state_param }, [&](SqlRow const& row) {
-            DeliveryRecord delivery;
-            delivery.message_id = row.text(0);
-            delivery.to = row.text(1);
-            delivery.state = parse_delivery_state(row.text_view(2)).value_or(DeliveryState::Failed);
-            delivery.attempts = row.integer(3);
-            delivery.next_attempt_at_ms = row.optional_integer(4);
-            delivery.last_status = row.optional_integer(5);
-            delivery.last_error = row.optional_text(6);
-            deliveries.push_back(std::move(delivery));
-        });
+        { state_param }, [&](SqlRow const& row) { deliveries.push_back(delivery_from_row(row)); });
     if (!rows)
         return rows.error();
     return deliveries;
+}
+
+DeliveryRecord Store::delivery_from_row(SqlRow const& row)
+{
+    DeliveryRecord delivery;
+    delivery.message_id = row.text(0);
+    delivery.to = row.text(1);
+    delivery.state = parse_delivery_state(row.text_view(2)).value_or(DeliveryState::Failed);
+    delivery.attempts = row.integer(3);
+    delivery.next_attempt_at_ms = row.optional_integer(4);
+    delivery.last_status = row.optional_integer(5);
+    delivery.last_error = row.optional_text(6);
+    return delivery;
+}
+
+Result<StoredEvent> Store::append_delivery_updated(DeliveryRecord const& delivery, int64_t now_ms,
+    EventEncoder const& events)
+{
+    StoredEvent event { 0, "delivery.updated", events.delivery_updated(delivery), now_ms };
+    auto appended = insert_event(event.type, event.data, now_ms);
+    if (!appended)
+        return appended.error();
+    event.seq = appended.value();
+    return event;
 }
 
 }

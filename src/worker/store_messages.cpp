@@ -208,26 +208,16 @@ Result<DeleteOutcome> Store::delete_message(MessageKey key, int64_t now_ms, Even
     auto rows = m_sql.each("UPDATE deliveries SET state = 'failed', next_attempt_at = NULL, "
                            "last_error = 'the message was deleted before it was delivered', updated_at = ?2 "
                            "WHERE message = ?1 AND state = 'queued' "
-                           "RETURNING recipient, attempts, last_status, last_error",
-        { *seq.value(), now_ms }, [&](SqlRow const& row) {
-            DeliveryRecord delivery;
-            delivery.message_id = std::string(key.id);
-            delivery.to = row.text(0);
-            delivery.state = DeliveryState::Failed;
-            delivery.attempts = row.integer(1);
-            delivery.last_status = row.optional_integer(2);
-            delivery.last_error = row.optional_text(3);
-            cancelled.push_back(std::move(delivery));
-        });
+                           "RETURNING ?3, recipient, state, attempts, next_attempt_at, last_status, last_error",
+        { *seq.value(), now_ms, key.id },
+        [&](SqlRow const& row) { cancelled.push_back(delivery_from_row(row)); });
     if (!rows)
         return rows.error();
     for (auto const& delivery : cancelled) {
-        StoredEvent event { 0, "delivery.updated", events.delivery_updated(delivery), now_ms };
-        auto appended = insert_event(event.type, event.data, now_ms);
-        if (!appended)
-            return appended.error();
-        event.seq = appended.value();
-        outcome.events.push_back(std::move(event));
+        auto event = append_delivery_updated(delivery, now_ms, events);
+        if (!event)
+            return event.error();
+        outcome.events.push_back(std::move(event.value()));
     }
     StoredMessage tombstone;
     auto read = m_sql.first("SELECT box, sender, id FROM messages WHERE seq = ?1", { *seq.value() },
