@@ -141,13 +141,7 @@ bool Acl::admits(std::string_view sender_url) const
 // error found.
 Parsed<Acl> parse_acl(std::string_view text, std::string const& file)
 {
-    Parsed<Acl> out;
-    auto root = toml_file::parse(text, file, out.errors);
-    if (!root)
-        return out;
-    AclReader(file, out).read_root(*root);
-    toml_file::sort_by_line(out.errors);
-    return out;
+    return toml_file::parse_with<Acl, AclReader>(text, file);
 }
 
 Parsed<Acl> load_acl(std::string const& path)

@@ -350,13 +350,7 @@ std::vector<std::string_view> config_key_names()
 // absent keep their defaults; returns every error found.
 Parsed<Config> parse_config(std::string_view text, std::string const& file)
 {
-    Parsed<Config> out;
-    auto root = toml_file::parse(text, file, out.errors);
-    if (!root)
-        return out;
-    ConfigReader(file, out).read_root(*root);
-    toml_file::sort_by_line(out.errors);
-    return out;
+    return toml_file::parse_with<Config, ConfigReader>(text, file);
 }
 
 Parsed<Config> load_config(std::string const& path)

@@ -223,13 +223,7 @@ bool valid_slug(std::string_view slug)
 // one is reported alone, at the line toml++ names.
 Parsed<Manifest> parse_manifest(std::string_view text, std::string const& file)
 {
-    Parsed<Manifest> out;
-    auto root = toml_file::parse(text, file, out.errors);
-    if (!root)
-        return out;
-    ManifestReader(file, out).read_root(*root);
-    toml_file::sort_by_line(out.errors);
-    return out;
+    return toml_file::parse_with<Manifest, ManifestReader>(text, file);
 }
 
 Parsed<Manifest> load_manifest(std::string const& path)

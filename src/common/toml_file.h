@@ -32,6 +32,21 @@ void sort_by_line(Diagnostics&);
 // role ("manifest"), `flag` the option that chose it ("--manifest").
 Diagnostic unreadable(std::string const& path, Error const&, char const* what, char const* flag);
 
+// Parses TOML text into a T: Reader, made from the file's name and the
+// result, checks the root table and records what is wrong; diagnostics come
+// in file order. The one shape of parse_manifest, parse_config, parse_acl.
+template<typename T, typename Reader>
+Parsed<T> parse_with(std::string_view text, std::string const& file)
+{
+    Parsed<T> out;
+    auto root = parse(text, file, out.errors);
+    if (!root)
+        return out;
+    Reader(file, out).read_root(*root);
+    sort_by_line(out.errors);
+    return out;
+}
+
 // Reads `path` and parses it with `parse_text`; an unreadable file is one
 // diagnostic.
 template<typename T, typename ParseText>
