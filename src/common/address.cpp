@@ -22,24 +22,40 @@ Result<SocketAddress> parse_socket_address(std::string_view text)
     if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535 || port_text.empty())
         return fail("has a bad port; use 0-65535");
 
-    SocketAddress out;
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-        std::string literal(host.substr(1, host.size() - 2));
-        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
-        if (inet_pton(AF_INET6, literal.c_str(), &sin6->sin6_addr) != 1)
+        auto address = make_socket_address(AF_INET6, host.substr(1, host.size() - 2), static_cast<uint16_t>(port));
+        if (!address)
             return fail("has a bad IPv6 address");
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(static_cast<uint16_t>(port));
-        out.length = sizeof(sockaddr_in6);
+        return *address;
+    }
+    auto address = make_socket_address(AF_INET, host, static_cast<uint16_t>(port));
+    if (!address)
+        return fail("needs a numeric IPv4 address or a bracketed IPv6 address");
+    return *address;
+}
+
+std::optional<SocketAddress> make_socket_address(int family, std::string_view literal, uint16_t port)
+{
+    char text[INET6_ADDRSTRLEN] {};
+    if (literal.empty() || literal.size() >= sizeof text)
+        return std::nullopt;
+    std::memcpy(text, literal.data(), literal.size());
+    SocketAddress out;
+    if (family == AF_INET) {
+        auto* sin = reinterpret_cast<sockaddr_in*>(&out.storage);
+        if (::inet_pton(AF_INET, text, &sin->sin_addr) != 1)
+            return std::nullopt;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        out.length = sizeof(sockaddr_in);
         return out;
     }
-    std::string literal(host);
-    auto* sin = reinterpret_cast<sockaddr_in*>(&out.storage);
-    if (inet_pton(AF_INET, literal.c_str(), &sin->sin_addr) != 1)
-        return fail("needs a numeric IPv4 address or a bracketed IPv6 address");
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(static_cast<uint16_t>(port));
-    out.length = sizeof(sockaddr_in);
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
+    if (family != AF_INET6 || ::inet_pton(AF_INET6, text, &sin6->sin6_addr) != 1)
+        return std::nullopt;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    out.length = sizeof(sockaddr_in6);
     return out;
 }
 

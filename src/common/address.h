@@ -4,6 +4,8 @@
 
 #include "common/result.h"
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <sys/socket.h>
@@ -20,6 +22,10 @@ struct SocketAddress {
 // Parses "HOST:PORT" where HOST is a numeric IPv4 address or a bracketed IPv6
 // address. Names are not resolved: a listen address is explicit.
 Result<SocketAddress> parse_socket_address(std::string_view text);
+
+// The address of `literal`, a numeric address of `family` (AF_INET or
+// AF_INET6, no brackets), and `port`; nullopt when it is not one.
+std::optional<SocketAddress> make_socket_address(int family, std::string_view literal, uint16_t port);
 
 // "127.0.0.1:8080", "[::1]:8080", "unix" for anything else.
 std::string format_address(sockaddr const*, socklen_t);

@@ -49,32 +49,6 @@ std::optional<uint16_t> parse_port(std::string_view text)
     return static_cast<uint16_t>(value);
 }
 
-// Fills `out` with `text` as an address of `family` and `port`.
-bool parse_address(int family, std::string_view text, uint16_t port, SocketAddress& out)
-{
-    char literal[INET6_ADDRSTRLEN] {};
-    if (text.empty() || text.size() >= sizeof literal)
-        return false;
-    std::memcpy(literal, text.data(), text.size());
-    out = SocketAddress {};
-    if (family == AF_INET) {
-        auto* sin = reinterpret_cast<sockaddr_in*>(&out.storage);
-        if (::inet_pton(AF_INET, literal, &sin->sin_addr) != 1)
-            return false;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(port);
-        out.length = sizeof(sockaddr_in);
-        return true;
-    }
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
-    if (::inet_pton(AF_INET6, literal, &sin6->sin6_addr) != 1)
-        return false;
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(port);
-    out.length = sizeof(sockaddr_in6);
-    return true;
-}
-
 // "PROXY TCP4 SRC DST SPORT DPORT\r\n", "PROXY TCP6 ...", "PROXY UNKNOWN...\r\n".
 ProxyHeader read_v1(std::string_view bytes)
 {
@@ -116,12 +90,10 @@ ProxyHeader read_v1(std::string_view bytes)
     auto destination_port = parse_port(fields[4]);
     if (!source_port || !destination_port)
         return malformed("a version 1 port that is not a number from 0 to 65535");
-    SocketAddress source;
-    SocketAddress destination;
-    if (!parse_address(family, fields[1], *source_port, source)
-        || !parse_address(family, fields[2], *destination_port, destination))
+    auto source = make_socket_address(family, fields[1], *source_port);
+    if (!source || !make_socket_address(family, fields[2], *destination_port))
         return malformed("a version 1 address that is not of its protocol");
-    return complete(length, source);
+    return complete(length, *source);
 }
 
 // Twelve signature bytes, version and command, family and transport, the
