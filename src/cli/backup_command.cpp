@@ -118,6 +118,22 @@ Result<void> check_free(std::string const& dir)
     return {};
 }
 
+// Makes `dir` (0700) if missing and opens it: it must be a real folder that
+// holds none of an identity's files. `what` names it in errors.
+Result<UniqueFd> open_free_folder(std::string const& dir, char const* what)
+{
+    if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST)
+        return Error::from_errno("mkdir", dir);
+    if (auto folder = real_folder(dir, what); !folder)
+        return folder.error();
+    if (auto free = check_free(dir); !free)
+        return free.error();
+    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd)
+        return Error::from_errno("open", dir);
+    return fd;
+}
+
 // Opens an identity file to read: a regular file, never through a symlink.
 Result<UniqueFd> open_source(std::string const& path)
 {
@@ -264,15 +280,10 @@ Result<std::string> backup(std::string const& slug, std::string const& dir, Conf
         return owner.error();
 
     // The copy is the operator's, made as whoever runs the command.
-    if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST)
-        return Error::from_errno("mkdir", dir);
-    if (auto folder = real_folder(dir, "backup folder"); !folder)
-        return folder.error();
-    if (auto free = check_free(dir); !free)
-        return free.error();
-    UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!dir_fd)
-        return Error::from_errno("open", dir);
+    auto opened = open_free_folder(dir, "backup folder");
+    if (!opened)
+        return opened.error();
+    UniqueFd dir_fd = std::move(opened.value());
     Created created(dir_fd.get());
     auto keys_out = create_at(dir_fd.get(), dir, "keys.json", created);
     if (!keys_out)
@@ -363,15 +374,10 @@ Result<std::string> restore(std::string const& slug, std::string const& dir, Con
     if (!as)
         return as.error();
     std::string target = config.state_dir + "/" + slug;
-    if (::mkdir(target.c_str(), 0700) < 0 && errno != EEXIST)
-        return Error::from_errno("mkdir", target);
-    if (auto folder = real_folder(target, "identity folder"); !folder)
-        return folder.error();
-    if (auto free = check_free(target); !free)
-        return free.error();
-    UniqueFd target_fd(::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!target_fd)
-        return Error::from_errno("open", target);
+    auto opened = open_free_folder(target, "identity folder");
+    if (!opened)
+        return opened.error();
+    UniqueFd target_fd = std::move(opened.value());
 
     // Each file under a name of its own first, then moved to its own name
     // only if that is still free: the database before the keys, so that a

@@ -173,23 +173,19 @@ int main(int argc, char** argv)
     status_cmd->add_option("--manifest", check_manifest, "Accepted for symmetry with the other commands");
     status_cmd->add_flag("--json", status_json, "Print the daemon's answer as JSON");
 
-    std::string token_slug;
-    std::string token_manifest = default_manifest;
-    std::string token_config;
+    // token and login: one identity's owner secret, minted by its worker.
+    std::string mint_slug;
+    std::string mint_manifest = default_manifest;
+    std::string mint_config;
     auto* token_cmd = app.add_subcommand("token",
         "Issue an owner API token for one identity; prints it once, stores only its hash");
-    token_cmd->add_option("slug", token_slug, "The identity's slug, as in the manifest")->required();
-    token_cmd->add_option("--manifest", token_manifest, "The identities manifest (TOML)")->capture_default_str();
-    token_cmd->add_option("--config", token_config, "Daemon settings (TOML), for state_dir");
-
-    std::string login_slug;
-    std::string login_manifest = default_manifest;
-    std::string login_config;
     auto* login_cmd = app.add_subcommand("login",
         "Print a one-time sign-in link for one identity's web app, valid 10 minutes");
-    login_cmd->add_option("slug", login_slug, "The identity's slug, as in the manifest")->required();
-    login_cmd->add_option("--manifest", login_manifest, "The identities manifest (TOML)")->capture_default_str();
-    login_cmd->add_option("--config", login_config, "Daemon settings (TOML), for state_dir");
+    for (auto* cmd : { token_cmd, login_cmd }) {
+        cmd->add_option("slug", mint_slug, "The identity's slug, as in the manifest")->required();
+        cmd->add_option("--manifest", mint_manifest, "The identities manifest (TOML)")->capture_default_str();
+        cmd->add_option("--config", mint_config, "Daemon settings (TOML), for state_dir");
+    }
     std::string copy_slug;
     std::string copy_dir;
     std::string copy_config;
@@ -213,9 +209,9 @@ int main(int argc, char** argv)
     if (restore_cmd->parsed())
         return run_restore_command(copy_slug, copy_dir, copy_config);
     if (token_cmd->parsed())
-        return run_mint_command(MintKind::ApiToken, token_slug, token_manifest, token_config);
+        return run_mint_command(MintKind::ApiToken, mint_slug, mint_manifest, mint_config);
     if (login_cmd->parsed())
-        return run_mint_command(MintKind::LoginLink, login_slug, login_manifest, login_config);
+        return run_mint_command(MintKind::LoginLink, mint_slug, mint_manifest, mint_config);
     if (status_cmd->parsed()) {
         auto config = load_config(status_config);
         if (!config.ok()) {
