@@ -95,6 +95,13 @@ std::optional<std::string_view> peek(int fd, std::vector<char>& buffer)
     return std::string_view(buffer.data(), n > 0 ? static_cast<size_t>(n) : 0);
 }
 
+// Whether a recv() that gave `n` only found nothing to read yet (rather
+// than the end of the connection or an error).
+bool nothing_yet(ssize_t n)
+{
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+}
+
 // Takes exactly `length` bytes off `fd`, which has them (they were peeked).
 bool consume(int fd, size_t length)
 {
@@ -231,9 +238,8 @@ void Supervisor::on_pending_proxy_header(Pending& pending)
     size_t room = std::min(max_proxy_header_bytes - have, scratch.size());
     ssize_t n = ::recv(pending.fd.get(), scratch.data(), room, MSG_PEEK);
     if (n <= 0) {
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return;
-        drop_pending(pending); // the front went away
+        if (!nothing_yet(n))
+            drop_pending(pending); // the front went away
         return;
     }
     pending.buffer.append(scratch.data(), static_cast<size_t>(n));
@@ -290,9 +296,8 @@ void Supervisor::on_pending_readable(Pending& pending)
     size_t room = std::min(pending.head.max_head_bytes() - have, scratch.size());
     ssize_t n = ::recv(pending.fd.get(), scratch.data(), room, 0);
     if (n <= 0) {
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return;
-        drop_pending(pending); // the client went away
+        if (!nothing_yet(n))
+            drop_pending(pending); // the client went away
         return;
     }
     pending.buffer.append(scratch.data(), static_cast<size_t>(n));
