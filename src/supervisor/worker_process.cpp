@@ -15,10 +15,6 @@ namespace posta {
 
 namespace {
 
-constexpr std::chrono::milliseconds backoff_first { 1000 };
-constexpr std::chrono::milliseconds backoff_cap { 60000 };
-// A worker that stayed ready this long has earned a fresh backoff.
-constexpr uint64_t healthy_uptime_ms = 60000;
 // How long a connection may wait in the supervisor for a worker that has
 // max_pending connections it has not taken yet. A healthy worker takes a
 // burst within milliseconds; a stopped one gets its clients a 503 this soon.
@@ -79,14 +75,14 @@ void WorkerProcess::spawn()
     auto channel = make_channel();
     if (!channel) {
         log::error("%s: cannot start worker: %s", m_identity.slug.c_str(), channel.error().text().c_str());
-        schedule_restart(m_backoff);
+        schedule_restart(m_backoff.current());
         return;
     }
     auto [ours, theirs] = std::move(channel.value());
     auto poll = make_poll(m_loop, ours.get(), this);
     if (!poll) {
         log::error("%s: cannot start worker: %s", m_identity.slug.c_str(), poll.error().text().c_str());
-        schedule_restart(m_backoff);
+        schedule_restart(m_backoff.current());
         return;
     }
     // The channel is new and empty, so the start always fits; the worker
@@ -94,7 +90,7 @@ void WorkerProcess::spawn()
     WorkerStart start { m_identity, m_config, m_policy, ::getpid() };
     if (auto sent = send_start(ours.get(), start.serialize()); !sent) {
         log::error("%s: cannot start worker: %s", m_identity.slug.c_str(), sent.error().text().c_str());
-        schedule_restart(m_backoff);
+        schedule_restart(m_backoff.current());
         return;
     }
     m_state = State::Starting;
@@ -124,7 +120,7 @@ void WorkerProcess::on_forked(Result<pid_t> forked)
         if (m_state == State::Stopping)
             m_state = State::Exited;
         else
-            schedule_restart(m_backoff);
+            schedule_restart(m_backoff.current());
         return;
     }
     m_pid = forked.value();
@@ -415,19 +411,17 @@ void WorkerProcess::on_reaped(int wait_status)
     }
 
     ++m_restarts;
+    // It served before: a crash now is likely one bad request, so it comes
+    // back at once (restart_backoff.h).
+    auto delay = m_backoff.after_exit(was_ready, uptime);
     if (was_ready) {
-        // It served before: a crash now is likely one bad request, so come
-        // back at once; a long healthy run also resets the backoff.
-        if (uptime >= healthy_uptime_ms)
-            m_backoff = backoff_first;
         log::warn("%s: worker %d %s; restarting", m_identity.slug.c_str(), pid, how.c_str());
         spawn();
         return;
     }
     log::warn("%s: worker %d %s before it was ready; restarting in %lld ms", m_identity.slug.c_str(), pid,
-        how.c_str(), static_cast<long long>(m_backoff.count()));
-    schedule_restart(m_backoff);
-    m_backoff = std::min(m_backoff * 2, backoff_cap);
+        how.c_str(), static_cast<long long>(delay.count()));
+    schedule_restart(delay);
 }
 
 void WorkerProcess::schedule_restart(std::chrono::milliseconds delay)

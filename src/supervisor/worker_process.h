@@ -15,6 +15,7 @@
 #include "common/unique_fd.h"
 #include "common/uv_handle.h"
 #include "supervisor/mint_requests.h"
+#include "supervisor/restart_backoff.h"
 #include "common/worker_report.h"
 #include "supervisor/template_process.h"
 
@@ -145,7 +146,7 @@ private:
     unsigned m_in_flight = 0; // passed, not yet credited back by the worker
     std::deque<Waiting> m_waiting;
     UvHandle<uv_timer_t> m_waiting_timer;
-    std::chrono::milliseconds m_backoff { 1000 };
+    RestartBackoff m_backoff;
     unsigned m_restarts = 0;
     std::string m_tls_problem;
     MintRequests m_mints;
