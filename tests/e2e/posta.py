@@ -149,6 +149,18 @@ class Daemon:
                 self.worker_pid(ident["slug"])
         return self
 
+    def start_activated(self, listener, *args):
+        """Starts the daemon as systemd's socket activation does: `listener`,
+        a listening socket (closed here), becomes its fd 3 with LISTEN_PID and
+        LISTEN_FDS=1; `args` are more arguments of serve. Returns at once."""
+        fd = listener.fileno()
+        move = f"exec 3<&{fd} {fd}<&-; " if fd != 3 else ""
+        script = move + 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" serve --manifest "$1" --config "$2" "${@:3}"'
+        proc = subprocess.Popen(["bash", "-c", script, BINARY, self.manifest, self.config_path, *args],
+                                pass_fds=(fd,), stderr=subprocess.PIPE, text=True)
+        listener.close()
+        self.attach(proc)
+
     def attach(self, proc):
         """Follows the log of `proc`, a posta-server started by the caller."""
         self.proc = proc

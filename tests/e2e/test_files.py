@@ -40,21 +40,24 @@ def folder(d, slug):
     return os.path.join(d.state_dir, slug)
 
 
+def linking_marcus_to_arnes(name):
+    """A tamper for with_state_then: marcus's file `name` becomes a symlink
+    to arne's."""
+    def tamper(d):
+        os.unlink(os.path.join(folder(d, "marcus"), name))
+        os.symlink(os.path.join(folder(d, "arne"), name), os.path.join(folder(d, "marcus"), name))
+    return tamper
+
+
 @test
 def a_symlinked_keys_json_is_refused():
-    def link_arnes_key(d):
-        os.unlink(os.path.join(folder(d, "marcus"), "keys.json"))
-        os.symlink(os.path.join(folder(d, "arne"), "keys.json"), os.path.join(folder(d, "marcus"), "keys.json"))
-    with with_state_then(link_arnes_key) as d:
+    with with_state_then(linking_marcus_to_arnes("keys.json")) as d:
         assert_marcus_refused(d, r".*marcus/keys\.json.*is a symlink; keys\.json must be a file of its own")
 
 
 @test
 def a_symlinked_inbox_db_is_refused():
-    def link_arnes_db(d):
-        os.unlink(os.path.join(folder(d, "marcus"), "inbox.db"))
-        os.symlink(os.path.join(folder(d, "arne"), "inbox.db"), os.path.join(folder(d, "marcus"), "inbox.db"))
-    with with_state_then(link_arnes_db) as d:
+    with with_state_then(linking_marcus_to_arnes("inbox.db")) as d:
         assert_marcus_refused(d, r".*marcus/inbox\.db.*is a symlink; inbox\.db must be a file of its own")
 
 

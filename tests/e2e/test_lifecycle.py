@@ -204,11 +204,14 @@ def pkill_hup_reaches_every_process_and_only_reloads():
 
 @test
 def sigterm_lets_an_in_flight_request_finish_then_exits_0():
-    with Daemon([ARNE], config={"shutdown_timeout": "5s"}) as d:
+    with Daemon([ARNE], config={"shutdown_timeout": "5s", "log_level": "debug"}) as d:
         arne = d.worker_pid("arne")
+        mark = len(d.log())
         s = d.connect(timeout=10)
         s.sendall(b"POST /nothing HTTP/1.1\r\nHost: arne.local\r\nContent-Length: 5\r\n\r\nab")
-        time.sleep(0.2)  # the head reaches the worker: the request is in flight
+        # The worker has the connection: its first request is answered
+        # whatever the stop finds it doing (HttpSession::stop).
+        d.wait_log(r"connection received", start=mark, what="the worker to take the connection")
         d.proc.send_signal(signal.SIGTERM)
         d.wait_log(r"stopping", what="the worker to begin stopping")
         s.sendall(b"cde")
@@ -295,14 +298,7 @@ def socket_activation_uses_the_passed_listener():
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
         port = listener.getsockname()[1]
-        fd = listener.fileno()
-        move = f"exec 3<&{fd} {fd}<&-; " if fd != 3 else ""
-        script = (move + 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" serve '
-                  '--listen 127.0.0.1:1 --manifest "$1" --config "$2"')
-        proc = subprocess.Popen(["sh", "-c", script, BINARY, d.manifest, d.config_path],
-                                pass_fds=(fd,), stderr=subprocess.PIPE, text=True)
-        listener.close()
-        d.attach(proc)
+        d.start_activated(listener, "--listen", "127.0.0.1:1")
         d.wait_log(rf"listening on 127\.0\.0\.1:{port}")
         d.port = port
         d.worker_pid("arne")

@@ -84,7 +84,9 @@ def a_head_over_max_head_bytes_is_431():
         # The bound also holds when the head arrives in pieces.
         with d.connect() as s:
             s.sendall(head[:1000])
-            time.sleep(0.05)  # let the first piece be read on its own
+            # Not a synchronisation: the pause puts the pieces in separate
+            # TCP segments, so that the supervisor reads the first alone.
+            time.sleep(0.05)
             s.sendall(head[1000:])
             assert status_of(read_until_close(s)) == 431
 
@@ -109,7 +111,7 @@ def a_head_trickled_byte_by_byte_reaches_the_worker_whole():
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for i in range(len(head)):
                 s.sendall(head[i:i + 1])
-                time.sleep(0.002)
+                time.sleep(0.002)  # one segment a byte (with TCP_NODELAY): the trickle under test
             raw = read_until_close(s)
         assert status_of(raw) == 200, raw
         assert b'"url":"http://arne.local:8080"' in raw.replace(b" ", b""), raw

@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 
-from posta import BINARY, Daemon, read_until_close, status_of, test, main
+from posta import Daemon, read_until_close, status_of, test, main
 
 ARNE = {"slug": "arne", "url": "http://arne.local:8080", "name": "Arne"}
 MARCUS = {"slug": "marcus", "url": "http://marcus.local:8080", "name": "Marcus"}
@@ -124,14 +124,7 @@ def a_connection_waiting_in_the_activated_socket_is_served_by_a_worker_still_sta
         # the supervisor, so routed while arne's worker is still starting.
         client = socket.create_connection(("127.0.0.1", port), timeout=10)
         client.sendall(b"GET /.well-known/posta HTTP/1.1\r\nHost: arne.local\r\nConnection: close\r\n\r\n")
-        fd = listener.fileno()
-        move = f"exec 3<&{fd} {fd}<&-; " if fd != 3 else ""
-        script = (move + 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" serve '
-                  '--manifest "$1" --config "$2"')
-        proc = subprocess.Popen(["sh", "-c", script, BINARY, d.manifest, d.config_path],
-                                pass_fds=(fd,), stderr=subprocess.PIPE, text=True)
-        listener.close()
-        d.attach(proc)
+        d.start_activated(listener)
         with client:
             assert status_of(read_until_close(client)) == 200
         assert d.stop() == 0
