@@ -31,6 +31,7 @@
 #include "http/tcp_transport.h"
 #include "http/tls_transport.h"
 
+#include <algorithm>
 #include <exception>
 #include <sys/socket.h>
 
@@ -57,11 +58,12 @@ constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // ---- Creation and teardown ----
 
-HttpSession::HttpSession(SessionContext& context, std::string peer_address, std::string peer_host)
+HttpSession::HttpSession(SessionContext& context, std::string peer_address, std::string peer_host,
+    size_t max_head_bytes)
     : m_context(context)
     , m_peer(std::move(peer_address))
     , m_peer_host(std::move(peer_host))
-    , m_parser(RequestParser::Limits { context.max_head_bytes, context.max_body_bytes })
+    , m_parser(RequestParser::Limits { max_head_bytes, context.max_body_bytes })
 {
     uv_timer_init(context.loop, &m_timer); // cannot fail on Unix
     m_timer.data = this;
@@ -71,7 +73,11 @@ HttpSession::HttpSession(SessionContext& context, std::string peer_address, std:
 Result<HttpSession*> HttpSession::create(SessionContext& context, UniqueFd fd, std::string peer_address,
     std::string peer_host, std::string prefix, SSL_CTX* tls)
 {
-    auto* session = new HttpSession(context, peer_address, std::move(peer_host));
+    // The supervisor read `prefix` under the max_head_bytes in force when it
+    // accepted the connection, which a reload may have lowered since: a
+    // head it let through whole is not refused here for its size.
+    size_t max_head_bytes = tls ? context.max_head_bytes : std::max(context.max_head_bytes, prefix.size());
+    auto* session = new HttpSession(context, peer_address, std::move(peer_host), max_head_bytes);
     auto& events = static_cast<TransportEvents&>(*session);
     Result<void> opened;
     if (tls) {

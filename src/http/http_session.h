@@ -33,7 +33,10 @@ class HttpSession;
 class Router;
 
 // What every session of a worker shares. Owned by the worker, which keeps it
-// alive (and unchanged) until every session has closed.
+// alive until every session has closed. A reload may change the bounds: a
+// session takes max_head_bytes (at least what the supervisor read of its
+// first head) and max_body_bytes when it is created, and reads the timeouts
+// each time it arms its timer.
 struct SessionContext {
     uv_loop_t* loop = nullptr;
     Router const* router = nullptr;
@@ -100,7 +103,7 @@ private:
         Closed,    // handles closing; freed in the last close callback
     };
 
-    HttpSession(SessionContext&, std::string peer_address, std::string peer_host);
+    HttpSession(SessionContext&, std::string peer_address, std::string peer_host, size_t max_head_bytes);
     ~HttpSession() override = default;
 
     void send_response(Response) override;

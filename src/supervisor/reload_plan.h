@@ -12,15 +12,19 @@
 
 namespace posta {
 
-// The config keys SIGHUP applies at once: those only the supervisor's
-// intake (accepting, PROXY headers, peeking heads), its log and the policy
-// it sends every worker read. Every other key is
-// fixed at start, because a worker, a listener or the control socket was
-// set up from it; posta-server(8) lists both.
-inline constexpr char const* reloadable_config_keys[] = { "head_timeout", "max_head_bytes", "log_level", "log_format",
-    "trusted_proxies" };
-inline constexpr char const* restart_config_keys[] = { "state_dir", "control_socket", "metrics_listen", "shutdown_timeout", "max_body_bytes",
-    "max_pending", "worker_open_files", "delivery_retry_base", "delivery_retry_max", "delivery_give_up", "sandbox" };
+// The config keys SIGHUP applies at once: those the supervisor's intake
+// (accepting, PROXY headers, peeking heads) and its log read, and the policy
+// carries to every running worker (common/policy.h) for the connections it
+// takes from then on. Every other key is fixed at start, because a worker's
+// setup, a listener or the control socket was made from it; a changed value
+// is reported as needing a restart. posta-server(8) lists both; every key of
+// config_key_names() is in exactly one list (test_reload_plan.cpp).
+inline constexpr char const* reloadable_config_keys[] = { "head_timeout", "body_timeout", "max_head_bytes",
+    "max_connections_per_address", "log_level", "log_format", "trusted_proxies" };
+inline constexpr char const* restart_config_keys[] = { "state_dir", "control_socket", "metrics_listen",
+    "shutdown_timeout", "max_body_bytes", "max_page_bytes", "max_pending", "worker_open_files",
+    "delivery_retry_base", "delivery_retry_max", "delivery_give_up", "sandbox", "outbound_allow",
+    "outbound_ca_file" };
 
 struct ConfigReload {
     Config config;                         // what runs from now on

@@ -67,7 +67,10 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(ServeOptions options)
         return Error::message("acl", join_errors(acl));
 
     log::configure(config.value.log_level, config.value.log_format);
-    Policy policy { std::move(acl.value), options.rate_per_minute, config.value.trusted_proxies };
+    Policy policy;
+    policy.acl = std::move(acl.value);
+    policy.rate_per_minute = options.rate_per_minute;
+    policy.take_config(config.value);
     std::unique_ptr<Supervisor> self(
         new Supervisor(std::move(options), std::move(manifest.value), std::move(config.value), std::move(policy)));
     if (int rc = uv_loop_init(&self->m_loop); rc < 0)
@@ -431,10 +434,11 @@ void Supervisor::reload()
     // within one call, and each pending head carries its own bound.
     m_intake = std::make_unique<Intake>(m_config);
     m_policy.acl = std::move(acl.value);
-    m_policy.trusted_proxies = m_config.trusted_proxies;
+    m_policy.take_config(m_config);
     log::configure(m_config.log_level, m_config.log_format);
     apply_manifest(manifest.value);
-    // Unchanged workers keep running; they follow the new ACL at once.
+    // Unchanged workers keep running; they follow the new ACL and the
+    // reloadable config keys at once.
     for (auto& [slug, worker] : m_workers)
         worker->update_policy(m_policy);
     log::info("reload done: %zu identities", m_workers.size());

@@ -161,7 +161,7 @@ private:
     // The config in force: reloadable keys as last read, every other key
     // as at start (reload_plan.h).
     Config m_config;
-    Policy m_policy; // the ACL and rate limit every worker applies
+    Policy m_policy; // the ACL, rate limit and reloadable config keys every worker applies
 
     uv_loop_t m_loop {};
     bool m_loop_open = false;

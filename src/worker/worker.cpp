@@ -320,7 +320,7 @@ Result<WorkerStart> receive_start(int channel)
 // libsodium and libcurl were initialised by the template (worker_template.h).
 int run_worker(WorkerSetup setup)
 {
-    log::configure(setup.config.log_level, setup.config.log_format);
+    log::configure(setup.policy.log_level, setup.policy.log_format);
     Worker worker(std::move(setup));
     return worker.run();
 }

@@ -55,7 +55,9 @@ struct WorkerSetup {
     IdentityEntry identity;
     Config config;
     UniqueFd channel; // the worker's end of its private channel
-    Policy policy;    // replaced by Policy messages after reloads
+    // Replaced by Policy messages after reloads; the reloadable config keys
+    // are read from here, never from `config`.
+    Policy policy;
 };
 
 class Worker {
@@ -94,6 +96,7 @@ private:
     void on_mint(ChannelMessage const& request);
     bool admit(ChannelMessage& message);
     void on_connection(ChannelMessage message);
+    void apply_policy();
     void forget_address(std::string const& host);
     void on_session_closed(HttpSession&);
     std::vector<HttpSession*> sessions() const { return { m_sessions.begin(), m_sessions.end() }; }

@@ -88,9 +88,11 @@ void Worker::on_channel_event(int status, int events)
                 return;
             }
             m_setup.policy = std::move(policy.value());
-            log::info("policy updated: %u deliveries per minute, %zu allow and %zu deny patterns, %zu trusted proxies",
+            apply_policy();
+            log::info("policy updated: %u deliveries per minute, %zu allow and %zu deny patterns, %zu trusted proxies, "
+                      "max_head_bytes %zu",
                 m_setup.policy.rate_per_minute, m_setup.policy.acl.allow.size(), m_setup.policy.acl.deny.size(),
-                m_setup.policy.trusted_proxies.size());
+                m_setup.policy.trusted_proxies.size(), m_setup.policy.max_head_bytes);
             // A Policy message is how a reload reaches a kept worker: new
             // certificate files take effect for new connections now.
             load_tls("on reload");
@@ -170,7 +172,7 @@ bool Worker::admit(ChannelMessage& message)
     // A trusted proxy is many clients on one address (an HTTP front's
     // upstream connections): counted, never capped.
     size_t& from_host = m_sessions_per_address[format_host(peer, message.peer_len)];
-    if (from_host >= m_setup.config.max_connections_per_address
+    if (from_host >= m_setup.policy.max_connections_per_address
         && !any_range_contains(m_setup.policy.trusted_proxies, peer, message.peer_len)) {
         m_refused_log->log(address + ": connection refused: " + std::to_string(from_host)
             + " connections from this address are open already (max_connections_per_address); raise it if "
@@ -213,6 +215,19 @@ void Worker::on_connection(ChannelMessage message)
     }
     m_sessions.insert(session.value());
     ++m_sessions_opened;
+}
+
+// The reloadable config keys, from the policy: sessions created from now on
+// read heads up to the new bound; the timeouts are read by every session
+// each time it arms its timer, so open ones follow them from their next wait.
+// The ACL, rate and trusted proxies are read from the policy where used.
+void Worker::apply_policy()
+{
+    Policy const& policy = m_setup.policy;
+    m_context.max_head_bytes = policy.max_head_bytes;
+    m_context.head_timeout = policy.head_timeout;
+    m_context.body_timeout = policy.body_timeout;
+    log::configure(policy.log_level, policy.log_format);
 }
 
 void Worker::forget_address(std::string const& host)

@@ -112,10 +112,8 @@ Result<void> Worker::start_serving()
             return url.error();
         m_context.host_key = url->host_key;
     }
-    m_context.max_head_bytes = m_setup.config.max_head_bytes;
     m_context.max_body_bytes = m_setup.config.max_body_bytes;
-    m_context.head_timeout = m_setup.config.head_timeout;
-    m_context.body_timeout = m_setup.config.body_timeout;
+    apply_policy();
     m_context.on_closed = [this](HttpSession& session) { on_session_closed(session); };
 
     m_dropped_log = std::make_unique<LogThrottle>(&m_loop, log::Level::Warn, repeated_warning_interval);

@@ -1,6 +1,8 @@
-"""SIGHUP reloads that change what the supervisor runs on: the head bounds of
-connections accepted before and after, and identities changed twice in a row."""
+"""SIGHUP reloads that change what the supervisor and its running workers run
+on: the head bounds of connections accepted before and after, the connections
+one address may hold, and identities changed twice in a row."""
 import os
+import re
 import signal
 import socket
 import threading
@@ -31,27 +33,66 @@ def in_two_pieces(d, data, first=200):
         return status_of(read_until_close(s))
 
 
+def second_head_status(d, second):
+    """Sends a small keep-alive request to arne and then `second` on the same
+    connection; returns the status of the second answer. The supervisor peeks
+    only the first head: the second one is read by arne's worker alone."""
+    first = b"GET /.well-known/posta HTTP/1.1\r\nHost: arne.local\r\n\r\n"
+    with d.connect(timeout=10) as s:
+        s.sendall(first + second)
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", read_until_close(s))
+    assert len(statuses) == 2 and statuses[0] == b"200", statuses
+    return int(statuses[1])
+
+
+def reload_keeping_arne(d, pid, config):
+    """Writes `config`, reloads, and checks that arne's worker `pid` took
+    the new max_head_bytes itself: no other worker was started for arne."""
+    d.write_config(config)
+    mark = len(d.log())
+    assert "done" in d.reload().group(0)
+    d.wait_log(rf"policy updated: .*max_head_bytes {config['max_head_bytes']}\b", start=mark,
+               what="arne's worker to take the new policy")
+    assert d.find_log(r"arne: worker \d+ (started|ready)", start=mark) is None, d.log()[mark:]
+    assert d.worker_pid("arne") == pid
+
+
 @test
 def raising_max_head_bytes_by_reload_bounds_split_heads_by_the_new_value():
     with Daemon([ARNE], config={"max_head_bytes": 1024}) as d:
+        pid = d.worker_pid("arne")
         assert in_two_pieces(d, head(b"arne.local", 1000)) == 200
         assert in_two_pieces(d, head(b"arne.local", 3000)) == 431
+        assert second_head_status(d, head(b"arne.local", 3000)) == 431
 
-        # The worker reads heads with the bound it started with, so arne is
-        # changed too: its new worker starts with the new bound.
-        d.write_config({"max_head_bytes": 65536})
-        d.write_manifest([dict(ARNE, name="Arne 2")])
-        mark = len(d.log())
-        assert "done" in d.reload().group(0)
-        d.worker_pid("arne", start=mark)
+        # The running worker takes the new bound from the reload's policy
+        # message: it is not restarted.
+        reload_keeping_arne(d, pid, {"max_head_bytes": 65536})
         # A head many times the old bound, in two pieces: the old peek buffer
-        # would have been overrun here.
+        # would have been overrun here; the worker reads it whole.
         assert in_two_pieces(d, head(b"arne.local", 60000)) == 200
         assert in_two_pieces(d, head(b"nobody.local", 60000)) == 404
         assert in_two_pieces(d, head(b"arne.local", 70000)) == 431
         assert status_of(d.raw(head(b"arne.local", 60000))) == 200
+        assert second_head_status(d, head(b"arne.local", 60000)) == 200
+        assert second_head_status(d, head(b"arne.local", 70000)) == 431
         assert d.proc.poll() is None, "the supervisor died"
         assert d.request("arne.local").status == 200
+        assert d.worker_pid("arne") == pid
+        assert d.stop() == 0
+
+
+@test
+def lowering_max_head_bytes_by_reload_bounds_the_running_workers_heads():
+    with Daemon([ARNE], config={"max_head_bytes": 65536}) as d:
+        pid = d.worker_pid("arne")
+        assert second_head_status(d, head(b"arne.local", 2000)) == 200
+        reload_keeping_arne(d, pid, {"max_head_bytes": 1024})
+        # Only the worker reads a second head: the supervisor's own bound
+        # cannot answer for it.
+        assert second_head_status(d, head(b"arne.local", 2000)) == 431
+        assert second_head_status(d, head(b"arne.local", 1000)) == 200
+        assert d.proc.poll() is None, "the supervisor died"
         assert d.stop() == 0
 
 
@@ -77,6 +118,26 @@ def lowering_max_head_bytes_by_reload_keeps_heads_already_arriving_whole():
         assert in_two_pieces(d, head(b"nobody.local", 1000)) == 404
         assert status_of(d.raw(head(b"arne.local", 2000))) == 431
         assert d.proc.poll() is None, "the supervisor died"
+        assert d.stop() == 0
+
+
+@test
+def raising_max_connections_per_address_by_reload_reaches_the_running_worker():
+    with Daemon([ARNE], config={"max_connections_per_address": 1}) as d:
+        pid = d.worker_pid("arne")
+        ask = b"GET /.well-known/posta HTTP/1.1\r\nHost: arne.local\r\n\r\n"
+        with d.connect(timeout=10) as held:
+            # An open keep-alive connection: the one this address may have.
+            held.sendall(ask)
+            assert held.recv(65536).startswith(b"HTTP/1.1 200 ")
+            assert status_of(d.raw(ask)) == 429
+            d.write_config({"max_connections_per_address": 2})
+            mark = len(d.log())
+            assert "done" in d.reload().group(0)
+            d.wait_log(r"policy updated", start=mark, what="arne's worker to take the new policy")
+            assert status_of(d.raw(ask.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))) == 200
+        assert d.worker_pid("arne") == pid
+        assert d.find_log(r"arne: worker \d+ (started|ready)", start=mark) is None
         assert d.stop() == 0
 
 

@@ -1,6 +1,9 @@
 // The reload plan (supervisor/reload_plan.h), the pure part of SIGHUP: which
-// config values a reload applies, which keys wait for a restart, and which
-// identities are kept, added, changed or removed.
+// config values a reload applies (and hands running workers in the policy),
+// which keys wait for a restart, and which identities are kept, added,
+// changed or removed.
+#include "common/policy.h"
+#include "common/worker_start.h"
 #include "supervisor/reload_plan.h"
 
 #include <doctest/doctest.h>
@@ -24,7 +27,9 @@ Config config_of(std::string const& text)
 // A value other than the default for each key the plan knows, as TOML.
 std::map<std::string, std::string> const changed_values = {
     { "head_timeout", "\"3s\"" },
+    { "body_timeout", "\"7s\"" },
     { "max_head_bytes", "2048" },
+    { "max_connections_per_address", "3" },
     { "log_level", "\"debug\"" },
     { "log_format", "\"json\"" },
     { "trusted_proxies", "[\"127.0.0.1/32\"]" },
@@ -33,12 +38,14 @@ std::map<std::string, std::string> const changed_values = {
     { "metrics_listen", "\"127.0.0.1:9187\"" },
     { "shutdown_timeout", "\"3s\"" },
     { "max_body_bytes", "4096" },
+    { "max_page_bytes", "65536" },
     { "max_pending", "3" },
     { "worker_open_files", "999" },
     { "delivery_retry_base", "\"2s\"" },
     { "delivery_retry_max", "\"2h\"" },
     { "delivery_give_up", "\"9d\"" },
     { "sandbox", "false" },
+    { "outbound_allow", "[\"127.0.0.0/8\"]" },
     { "outbound_ca_file", "\"/etc/posta/private-ca.pem\"" },
 };
 
@@ -47,6 +54,21 @@ ConfigReload plan_changing(char const* key)
 {
     REQUIRE(changed_values.contains(key));
     return plan_config_reload(config_of(""), config_of(std::string(key) + " = " + changed_values.at(key) + "\n"));
+}
+
+template<size_t N> bool listed(char const* const (&keys)[N], std::string_view key)
+{
+    return std::find(std::begin(keys), std::end(keys), key) != std::end(keys);
+}
+
+// Every field of a config, through the one writer that carries them all.
+std::string fields_of(Config const& config) { return WorkerStart { {}, config, {}, 0 }.serialize(); }
+
+std::string policy_of(Config const& config)
+{
+    Policy policy;
+    policy.take_config(config);
+    return policy.serialize();
 }
 
 Manifest manifest_of(std::vector<std::pair<std::string, std::string>> const& slugs_and_names)
@@ -94,6 +116,29 @@ TEST_CASE("each key fixed at start, changed alone, is named as needing a restart
         CHECK(plan.config.max_pending == running.max_pending);
         CHECK(plan.config.shutdown_timeout == running.shutdown_timeout);
         CHECK(plan.config.sandbox == running.sandbox);
+    }
+}
+
+TEST_CASE("every config key is either applied by SIGHUP or needs a restart, not both")
+{
+    auto names = config_key_names();
+    CHECK(names.size() == std::size(reloadable_config_keys) + std::size(restart_config_keys));
+    for (auto name : names) {
+        CAPTURE(name);
+        CHECK(listed(reloadable_config_keys, name) != listed(restart_config_keys, name));
+    }
+}
+
+TEST_CASE("a reload applies each reloadable key whole, and hands it to running workers in the policy")
+{
+    Config running = config_of("");
+    for (char const* key : reloadable_config_keys) {
+        CAPTURE(key);
+        Config loaded = config_of(std::string(key) + " = " + changed_values.at(key) + "\n");
+        REQUIRE(fields_of(loaded) != fields_of(running));
+        auto plan = plan_config_reload(running, loaded);
+        CHECK(fields_of(plan.config) == fields_of(loaded));
+        CHECK(policy_of(plan.config) != policy_of(running));
     }
 }
 

@@ -67,7 +67,11 @@ public:
         REQUIRE_MESSAGE(forked->ok(), forked->error().text());
         m_pid = forked->value();
         m_channel = std::move(ours);
-        auto sent = send_start(m_channel.get(), WorkerStart { m_identity, m_config, {}, ::getpid() }.serialize());
+        // As the supervisor does: the worker reads the reloadable keys
+        // from the policy.
+        Policy policy;
+        policy.take_config(m_config);
+        auto sent = send_start(m_channel.get(), WorkerStart { m_identity, m_config, policy, ::getpid() }.serialize());
         REQUIRE_MESSAGE(sent.ok(), sent.error().text());
         m_pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, m_pid, 0)));
         REQUIRE(m_pidfd.valid());
