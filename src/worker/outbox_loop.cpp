@@ -32,8 +32,16 @@ AttemptOutcome classify_status(int status)
         return AttemptOutcome::Delivered;
     if (status == 408 || status == 425 || status == 429 || (status >= 500 && status <= 599))
         return AttemptOutcome::Retry;
+    // A 404 for the inbox of a document we had is a host that serves no such
+    // identity right now: the answer of a posta-server the identity is
+    // moving away from (posta-server(8), "BACKUP AND RESTORE") until its
+    // traffic goes to the new one. Retried like a host that does not answer,
+    // as a document that cannot be fetched is: failing it at once would lose
+    // the message for good during every move.
+    if (status == 404)
+        return AttemptOutcome::Retry;
     // Other 2xx and 3xx (redirects are not followed) are not acceptance
-    // either; like 4xx they will not change by asking again.
+    // either; like other 4xx they will not change by asking again.
     return AttemptOutcome::Failed;
 }
 

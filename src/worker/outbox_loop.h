@@ -36,7 +36,7 @@ struct Peer;
 // How an attempt ended, decided from the answer or the transport error.
 enum class AttemptOutcome : uint8_t {
     Delivered, // 200, 202
-    Retry,     // 408, 425, 429, 5xx, connect/TLS/timeout and other transport errors
+    Retry,     // 404, 408, 425, 429, 5xx, connect/TLS/timeout and other transport errors
     Failed,    // any other status: permanent, kept with its body
     Abandoned, // the request was cancelled (the worker is stopping): nothing recorded
 };

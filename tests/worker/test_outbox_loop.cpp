@@ -21,11 +21,11 @@ TEST_CASE("200 and 202 are delivered, other 2xx and 3xx fail")
     CHECK(classify_status(100) == AttemptOutcome::Failed);
 }
 
-TEST_CASE("408, 425, 429 and every 5xx are retried, other 4xx fail at once")
+TEST_CASE("404, 408, 425, 429 and every 5xx are retried, other 4xx fail at once")
 {
-    for (int status : { 408, 425, 429, 500, 502, 503, 504, 599 })
+    for (int status : { 404, 408, 425, 429, 500, 502, 503, 504, 599 })
         CHECK(classify_status(status) == AttemptOutcome::Retry);
-    for (int status : { 400, 401, 403, 404, 409, 413, 415, 422, 499 })
+    for (int status : { 400, 401, 403, 409, 410, 413, 415, 422, 499 })
         CHECK(classify_status(status) == AttemptOutcome::Failed);
 }
 
