@@ -48,6 +48,7 @@ WorkerProcess::WorkerProcess(uv_loop_t* loop, TemplateProcess& forker, IdentityE
     , m_identity(std::move(identity))
     , m_config(config)
     , m_policy(std::move(policy))
+    , m_policy_bytes(m_policy.serialize())
     , m_observer(std::move(observer))
     , m_mints(max_mints_in_flight)
 {
@@ -436,12 +437,22 @@ void WorkerProcess::schedule_restart(std::chrono::milliseconds delay)
 
 void WorkerProcess::update_policy(Policy policy)
 {
+    std::string bytes = policy.serialize();
+    bool const unchanged = bytes == m_policy_bytes;
     m_policy = std::move(policy);
+    m_policy_bytes = std::move(bytes);
     if (!m_channel)
         return; // the next start gets it in its start message
+    // A Policy message is the only way a reload reaches a running worker. If
+    // nothing in it changed, only an https identity's worker has a use for it
+    // (it loads its certificate again); the others are not woken, so that a
+    // reload of 1,000 identities does not wake 1,000 processes while it
+    // starts the one that was added.
+    if (unchanged && !m_identity.url.starts_with("https://"))
+        return;
     // A worker whose channel is full is hung; it gets the policy when it is
     // restarted, and is logged so the operator knows.
-    if (auto sent = send_policy(m_channel.get(), m_policy.serialize()); !sent)
+    if (auto sent = send_policy(m_channel.get(), m_policy_bytes); !sent)
         log::warn("%s: worker %d did not take the new policy: %s", m_identity.slug.c_str(), m_pid,
             sent.error().text().c_str());
 }

@@ -67,7 +67,9 @@ public:
     // Called by the supervisor's SIGCHLD handler with waitpid's status.
     void on_reaped(int wait_status);
 
-    // Sends a new policy to the running worker, and to every later restart.
+    // The policy of the running worker and of every later restart. The
+    // running worker is sent it if it changed, or always for an https
+    // identity (a reload is when its worker loads its certificate again).
     void update_policy(Policy policy);
 
     // Asks the ready worker for an owner secret of `kind` (MessageType::Mint);
@@ -133,6 +135,7 @@ private:
     IdentityEntry m_identity;
     Config m_config;
     Policy m_policy;
+    std::string m_policy_bytes; // m_policy serialised: what this worker last got or gets at its start
     StateObserver m_observer;
 
     State m_state = State::Waiting;

@@ -236,5 +236,26 @@ def two_quick_reloads_never_run_two_workers_on_one_identitys_files():
         assert d.stop() == 0
 
 
+@test
+def a_reload_wakes_a_running_worker_only_to_tell_it_what_changed():
+    """A reload that leaves arne's policy as it was sends arne's (http)
+    worker nothing, so a reload of many identities does not wake them all;
+    one that changes a key the worker applies reaches the same worker."""
+    with Daemon([ARNE, MARCUS]) as d:
+        pid = d.worker_pid("arne")
+        for _ in range(3):
+            mark = len(d.log())
+            assert "done" in d.reload().group(0)
+            assert d.request("arne.local").status == 200  # arne's worker has read its channel
+            assert d.find_log(r"arne\[\d+\]: policy updated", start=mark) is None, d.log()[mark:]
+        d.write_config({"trusted_proxies": ["127.0.0.2/32"]})
+        mark = len(d.log())
+        assert "done" in d.reload().group(0)
+        d.wait_log(rf"arne\[{pid}\]: policy updated", start=mark)
+        d.wait_log(r"marcus\[\d+\]: policy updated", start=mark)
+        assert d.worker_pid("arne") == pid
+        assert d.stop() == 0
+
+
 if __name__ == "__main__":
     main()
