@@ -23,8 +23,9 @@ public:
     // The peer finished sending (status UV_EOF) or reading failed (a libuv
     // error). Reading has stopped.
     virtual void on_transport_read_end(int status) = 0;
-    // One write() of `bytes` bytes is done (status 0) or failed or was
-    // cancelled by close() (a libuv error). Always before on_transport_closed.
+    // One write() of `bytes` bytes that answered Written::Queued is done
+    // (status 0) or failed or was cancelled by close() (a libuv error).
+    // Always before on_transport_closed.
     virtual void on_transport_written(size_t bytes, int status) = 0;
     // The shutdown() asked for is done, or failed (status < 0).
     virtual void on_transport_shut_down(int status) = 0;

@@ -197,12 +197,8 @@ std::optional<std::vector<sock_filter>>& prepared_seccomp()
 // Needs no_new_privs, set before (restrict_filesystem).
 Result<void> install_seccomp()
 {
-    if (!prepared_seccomp()) {
-        auto compiled = compile_seccomp();
-        if (!compiled)
-            return compiled.error();
-        prepared_seccomp() = std::move(compiled.value());
-    }
+    if (auto prepared = prepare_sandbox(); !prepared)
+        return prepared.error();
     std::vector<sock_filter>& program = *prepared_seccomp();
     sock_fprog prog { static_cast<unsigned short>(program.size()), program.data() };
     if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
