@@ -27,6 +27,12 @@
  *       crypto_sign_verify_detached in a loop on one thread; prints
  *       verifications per second.
  *
+ *   benchtool fork-rate --count N
+ *       The floor of a worker start on this machine: forks N children of
+ *       this small process, each of which says "ready" on a pipe and waits;
+ *       prints the time until all N were ready, the median CPU a child
+ *       spent until then (schedstat) and this process's CPU for the forks.
+ *
  * Requests file format:
  *   "posta-bench-requests 1\n" "streams K\n"
  *   then K times: "stream COUNT\n" then COUNT times: "LEN\n" LEN raw bytes "\n"
@@ -40,6 +46,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -50,6 +57,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -799,14 +807,92 @@ static int cmd_verify_rate(int argc, char** argv)
     return 0;
 }
 
+static double schedstat_ms(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
+    FILE* f = fopen(path, "r");
+    unsigned long long ns = 0;
+    if (!f)
+        return -1;
+    if (fscanf(f, "%llu", &ns) != 1)
+        ns = 0;
+    fclose(f);
+    return (double)ns / 1e6;
+}
+
+static int compare_double(void const* a, void const* b)
+{
+    double x = *(double const*)a, y = *(double const*)b;
+    return (x > y) - (x < y);
+}
+
+static int cmd_fork_rate(int argc, char** argv)
+{
+    size_t count = (size_t)atol(arg_value(argc, argv, "--count", "1000"));
+    pid_t* pids = calloc(count, sizeof *pids);
+    double* cpu = calloc(count, sizeof *cpu);
+    int ready[2];
+    if (!pids || !cpu || pipe(ready) < 0) {
+        perror("fork-rate");
+        return 1;
+    }
+    uint64_t start = now_ns();
+    size_t forked = 0;
+    for (; forked < count; forked++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("fork");
+            break;
+        }
+        if (pid == 0) {
+            close(ready[0]);
+            if (write(ready[1], "r", 1) != 1)
+                _exit(1);
+            for (;;)
+                pause();
+        }
+        pids[forked] = pid;
+    }
+    size_t heard = 0;
+    char buffer[4096];
+    while (heard < forked) {
+        ssize_t n = read(ready[0], buffer, sizeof buffer);
+        if (n <= 0)
+            break;
+        heard += (size_t)n;
+    }
+    double seconds = (double)(now_ns() - start) / 1e9;
+    size_t measured = 0;
+    for (size_t i = 0; i < forked; i++) {
+        double ms = schedstat_ms(pids[i]);
+        if (ms >= 0)
+            cpu[measured++] = ms;
+    }
+    double parent_ms = schedstat_ms(getpid());
+    for (size_t i = 0; i < forked; i++)
+        kill(pids[i], SIGKILL);
+    for (size_t i = 0; i < forked; i++)
+        waitpid(pids[i], NULL, 0);
+    qsort(cpu, measured, sizeof *cpu, compare_double);
+    printf("{\"count\": %zu, \"ready\": %zu, \"all_ready_s\": %.4f, \"child_cpu_ms_median\": %.3f, "
+           "\"parent_cpu_ms\": %.1f}\n",
+        forked, heard, seconds, measured ? cpu[measured / 2] : -1.0, parent_ms);
+    free(pids);
+    free(cpu);
+    return heard == count ? 0 : 1;
+}
+
 int main(int argc, char** argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: benchtool load|gen-inbox|verify-rate ...\n");
+        fprintf(stderr, "usage: benchtool load|gen-inbox|verify-rate|fork-rate ...\n");
         return 2;
     }
     if (strcmp(argv[1], "load") == 0)
         return cmd_load(argc, argv);
+    if (strcmp(argv[1], "fork-rate") == 0)
+        return cmd_fork_rate(argc, argv);
     if (sodium_init() < 0) {
         fprintf(stderr, "sodium_init failed\n");
         return 2;

@@ -6,6 +6,7 @@
 #include "common/process_title.h"
 #include "common/worker_start.h"
 #include "http/http_client.h"
+#include "worker/huge_text.h"
 #include "worker/sandbox.h"
 #include "worker/worker.h"
 
@@ -110,6 +111,13 @@ int run_worker_template()
     ::signal(SIGPIPE, SIG_IGN);
     ::signal(SIGHUP, SIG_IGN);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+
+    // Before anything else, while this process has one thread: every worker
+    // forked from here shares the copy (huge_text.h).
+    if (auto moved = move_text_to_huge_pages(); !moved)
+        log::warn("code stays in 4 KiB pages: %s", moved.error().text().c_str());
+    else if (moved.value() > 0)
+        log::debug("%zu KiB of code in huge pages", moved.value() / 1024);
 
     // Done once here instead of in every worker.
     if (sodium_init() < 0) {

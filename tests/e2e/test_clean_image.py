@@ -148,5 +148,38 @@ def workers_do_not_share_the_supervisors_address_space_layout():
                 assert supervisor[name] != worker[name], f"{name} at {worker[name]:#x} in the supervisor and {slug}"
 
 
+def executable_anonymous_mappings(pid):
+    """AnonHugePages (KiB) of each executable mapping that no file backs."""
+    found, current = [], None
+    with open(f"/proc/{pid}/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+$", fields[0]):
+                current = fields[1] == "r-xp" and len(fields) == 5
+            elif current and fields[0] == "AnonHugePages:":
+                found.append(int(fields[1]))
+    return found
+
+
+@test
+def the_template_puts_its_code_in_huge_pages_that_its_workers_share():
+    """With transparent huge pages on, the template moves posta-server's text
+    into huge pages before it forks (src/worker/huge_text.h): a worker's
+    start then touches its code 2 MiB at a time."""
+    if needs_root():
+        return
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+        if "[never]" in f.read():
+            print("skipped: transparent huge pages are off on this machine")
+            return
+    with Daemon([ARNE]) as d:
+        template = executable_anonymous_mappings(template_pid(d))
+        worker = executable_anonymous_mappings(d.worker_pid("arne"))
+        assert len(template) == 1 and template[0] >= 2048, template
+        assert worker == template, (worker, template)
+        # The code runs from there: the worker serves.
+        assert d.request("arne.local:8080").status == 200
+
+
 if __name__ == "__main__":
     main()
