@@ -145,10 +145,9 @@ Result<std::unique_ptr<HttpClient>> HttpClient::create(uv_loop_t* loop, std::str
 {
     if (auto ready = init_global(); !ready)
         return ready.error();
-    std::unique_ptr<HttpClient> client(new HttpClient(loop, "posta-server/" + std::string(version)));
-    if (auto opened = client->open_multi(); !opened)
-        return opened.error();
-    return client;
+    // The multi handle comes with the first request (start): most workers
+    // send nothing for a long while, and making it is a tenth of a start.
+    return std::unique_ptr<HttpClient>(new HttpClient(loop, "posta-server/" + std::string(version)));
 }
 
 HttpClient::HttpClient(uv_loop_t* loop, std::string user_agent)
@@ -209,7 +208,7 @@ HttpRequestId HttpClient::start(HttpClientRequest request, Callback callback)
         return id;
     }
     if (!m_multi) {
-        // A previous failure of the multi handle dropped it; try afresh.
+        // The first request, or a failure of the multi handle dropped it.
         if (auto opened = open_multi(); !opened) {
             defer(id, url, std::move(callback), http_error(HttpClientError::Internal, opened.error().text(), url));
             return id;
