@@ -1016,8 +1016,10 @@ class Bench:
             if sender_srv:
                 sender_srv.shutdown()
                 sender_srv.server_close()
-        v = res["verify"]["per_s"]
+        # One core's rate, as scenario 9 takes it: the wall-clock rate falls
+        # when the machine is busy, which would make the target easier.
         vc = res["verify"]["per_cpu_s"]
+        v = max(vc, res["verify"]["per_s"])
         self.row("4 inbox", "ed25519 verify/s, one core", fmt(v, 0), f"{fmt(vc, 0)}/CPU-s")
         for label in ("1 identity", "10 identities"):
             d = res[label]
