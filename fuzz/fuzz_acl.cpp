@@ -3,8 +3,8 @@
 // the ACL file; its last line, when it has one, is also tried as a sender
 // URL. An accepted ACL must survive the trip to a worker unchanged, and must
 // admit or refuse a sender the same way on both sides of the trip.
-#include "common/acl.h"
-#include "common/policy.h"
+#include "config/acl.h"
+#include "ipc/policy.h"
 #include "fuzz_invariant.h"
 
 #include <cstdint>

@@ -3,7 +3,7 @@
 // reload must never crash the daemon whatever the operator saved. An accepted
 // config must hold values in their documented ranges, and every accepted
 // duration must survive format_duration and parse_duration unchanged.
-#include "common/config.h"
+#include "config/config.h"
 #include "common/duration.h"
 #include "fuzz_invariant.h"
 

@@ -3,7 +3,7 @@
 // accepted manifest must hold what routing relies on: valid slugs, canonical
 // URLs whose host key is the URL's own, no slug or host key twice.
 #include "common/host_key.h"
-#include "common/manifest.h"
+#include "config/manifest.h"
 #include "fuzz_invariant.h"
 
 #include <cstdint>

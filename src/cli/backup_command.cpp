@@ -1,8 +1,8 @@
 #include "backup_command.h"
 
 #include "cli/control_client.h"
-#include "common/config.h"
-#include "common/manifest.h"
+#include "config/config.h"
+#include "config/manifest.h"
 #include "common/read_into.h"
 #include "common/unique_fd.h"
 #include "worker/sqlite.h"

@@ -1,16 +1,16 @@
 // posta-server: the command line. `serve` runs the supervisor (which spawns
-// the workers: this binary again, in an internal mode, common/worker_start.h); `check` validates the operator's files without serving;
+// the workers: this binary again, in an internal mode, ipc/worker_start.h); `check` validates the operator's files without serving;
 // `token` issues an owner API token for one identity, `login` a one-time
 // sign-in link for its web app; `backup` and `restore` copy one identity out
 // of and into the state folder.
-#include "common/acl.h"
+#include "config/acl.h"
 #include "common/address.h"
-#include "common/config.h"
+#include "config/config.h"
 #include "common/host_key.h"
 #include "common/log.h"
-#include "common/manifest.h"
+#include "config/manifest.h"
 #include "common/process_title.h"
-#include "common/worker_start.h"
+#include "ipc/worker_start.h"
 #include "posta_version.h"
 #include "cli/backup_command.h"
 #include "cli/status_command.h"

@@ -1,9 +1,9 @@
 #include "mint_command.h"
 
 #include "cli/control_client.h"
-#include "common/config.h"
+#include "config/config.h"
 #include "common/log.h"
-#include "common/manifest.h"
+#include "config/manifest.h"
 #include "supervisor/control_request.h"
 #include "worker/identity_dir.h"
 #include "worker/mint.h"

@@ -6,7 +6,7 @@
 // as the daemon's user.
 #pragma once
 
-#include "common/channel.h"
+#include "ipc/channel.h"
 
 #include <string>
 

@@ -6,7 +6,7 @@
 // session calls it with each request head; it owns nothing.
 #pragma once
 
-#include "common/outbound_policy.h"
+#include "config/outbound_policy.h"
 #include "http/http_message.h"
 
 #include <string>

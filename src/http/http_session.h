@@ -8,7 +8,7 @@
 #pragma once
 
 #include "common/duration.h"
-#include "common/outbound_policy.h"
+#include "config/outbound_policy.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "http/http_message.h"

@@ -1,6 +1,6 @@
 #include "control_request.h"
 
-#include "common/manifest.h"
+#include "config/manifest.h"
 
 #include <nlohmann/json.hpp>
 

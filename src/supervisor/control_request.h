@@ -10,7 +10,7 @@
 //   anything wrong  -> {"error":"one line for the operator"}
 #pragma once
 
-#include "common/channel.h"
+#include "ipc/channel.h"
 #include "common/result.h"
 
 #include <optional>

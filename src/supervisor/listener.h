@@ -6,7 +6,7 @@
 #pragma once
 
 #include "common/address.h"
-#include "common/channel.h"
+#include "ipc/channel.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "common/uv_handle.h"

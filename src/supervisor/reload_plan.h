@@ -4,8 +4,8 @@
 // changed or removed. No process, socket or loop is touched here.
 #pragma once
 
-#include "common/config.h"
-#include "common/manifest.h"
+#include "config/config.h"
+#include "config/manifest.h"
 
 #include <string>
 #include <vector>
@@ -14,7 +14,7 @@ namespace posta {
 
 // The config keys SIGHUP applies at once: those the supervisor's intake
 // (accepting, PROXY headers, peeking heads) and its log read, and the policy
-// carries to every running worker (common/policy.h) for the connections it
+// carries to every running worker (ipc/policy.h) for the connections it
 // takes from then on. Every other key is fixed at start, because a worker's
 // setup, a listener or the control socket was made from it; a changed value
 // is reported as needing a restart. posta-server(8) lists both; every key of

@@ -6,7 +6,7 @@
 // connection it has passed on.
 #pragma once
 
-#include "common/channel.h"
+#include "ipc/channel.h"
 #include "common/unique_fd.h"
 
 #include <cstdint>

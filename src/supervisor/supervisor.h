@@ -7,12 +7,12 @@
 // certificate or key and never speaks TLS.
 #pragma once
 
-#include "common/acl.h"
+#include "config/acl.h"
 #include "common/address.h"
-#include "common/config.h"
+#include "config/config.h"
 #include "common/lifetime.h"
-#include "common/manifest.h"
-#include "common/policy.h"
+#include "config/manifest.h"
+#include "ipc/policy.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "common/uv_handle.h"

@@ -1,6 +1,6 @@
 // Supervisor::metrics_text: the body of GET /metrics (metrics_server.h), in
 // the Prometheus text format (exposition.h). Per identity, from its
-// WorkerProcess and its worker's last report (common/worker_report.h);
+// WorkerProcess and its worker's last report (ipc/worker_report.h);
 // daemon-wide, from the supervisor's own counters. posta-server(8),
 // "Metrics", lists every family; a new one goes there too.
 //

@@ -1,8 +1,8 @@
 #include "template_process.h"
 
-#include "common/channel.h"
+#include "ipc/channel.h"
 #include "common/log.h"
-#include "common/worker_start.h"
+#include "ipc/worker_start.h"
 
 #include <cerrno>
 #include <csignal>

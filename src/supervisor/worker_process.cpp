@@ -1,8 +1,8 @@
 #include "worker_process.h"
 
-#include "common/channel.h"
+#include "ipc/channel.h"
 #include "common/log.h"
-#include "common/worker_start.h"
+#include "ipc/worker_start.h"
 #include "supervisor/reply.h"
 
 #include <csignal>

@@ -1,22 +1,22 @@
 // WorkerProcess: the supervisor's view of one identity's worker — its pid,
 // its end of the private channel, its state, and its restart schedule. It
 // has the worker template fork the worker (template_process.h) and sends it
-// its start (common/worker_start.h), hears `ready` on the channel, passes connections to it,
+// its start (ipc/worker_start.h), hears `ready` on the channel, passes connections to it,
 // and restarts it after a crash (ARCHITECTURE.md, "Supervisor").
 #pragma once
 
 #include "common/address.h"
-#include "common/channel.h"
-#include "common/config.h"
+#include "ipc/channel.h"
+#include "config/config.h"
 #include "common/lifetime.h"
-#include "common/manifest.h"
-#include "common/policy.h"
+#include "config/manifest.h"
+#include "ipc/policy.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "common/uv_handle.h"
 #include "supervisor/mint_requests.h"
 #include "supervisor/restart_backoff.h"
-#include "common/worker_report.h"
+#include "ipc/worker_report.h"
 #include "supervisor/template_process.h"
 
 #include <chrono>

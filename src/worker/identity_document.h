@@ -4,7 +4,7 @@
 // the worker runs, so it is built once.
 #pragma once
 
-#include "common/manifest.h"
+#include "config/manifest.h"
 
 #include <string>
 

@@ -21,7 +21,7 @@
 
 #include "common/host_key.h"
 #include "common/log.h"
-#include "common/manifest.h"
+#include "config/manifest.h"
 #include "http/router.h"
 
 #include <nlohmann/json.hpp>

@@ -8,10 +8,10 @@
 #pragma once
 
 #include "common/lifetime.h"
-#include "common/policy.h"
+#include "ipc/policy.h"
 #include "common/result.h"
 #include "common/uv_handle.h"
-#include "common/worker_report.h"
+#include "ipc/worker_report.h"
 #include "protocol/envelope.h"
 #include "http/http_message.h"
 #include "worker/peer_directory.h"

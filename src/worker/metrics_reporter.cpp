@@ -1,6 +1,6 @@
 #include "metrics_reporter.h"
 
-#include "common/channel.h"
+#include "ipc/channel.h"
 #include "common/log.h"
 
 namespace posta {

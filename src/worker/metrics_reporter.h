@@ -1,4 +1,4 @@
-// MetricsReporter: sends the worker's metrics (common/worker_report.h) to the
+// MetricsReporter: sends the worker's metrics (ipc/worker_report.h) to the
 // supervisor on its channel, batched so that serving costs nothing extra per
 // request: after a loop turn in which something changed it sends one report,
 // at most one a second, and while nothing changes it repeats the last one as
@@ -9,7 +9,7 @@
 #pragma once
 
 #include "common/uv_handle.h"
-#include "common/worker_report.h"
+#include "ipc/worker_report.h"
 
 #include <cstdint>
 #include <functional>

@@ -5,7 +5,7 @@
 // and `login` writing the database themselves when no daemon runs.
 #pragma once
 
-#include "common/channel.h"
+#include "ipc/channel.h"
 #include "common/result.h"
 #include "worker/store.h"
 

@@ -10,11 +10,11 @@
 // supervisor (connections, policy, mint requests) and the sessions made of it.
 #pragma once
 
-#include "common/config.h"
+#include "config/config.h"
 #include "common/duration.h"
 #include "common/exit_codes.h"
-#include "common/manifest.h"
-#include "common/policy.h"
+#include "config/manifest.h"
+#include "ipc/policy.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "common/uv_handle.h"

@@ -6,7 +6,7 @@
 #include "worker.h"
 
 #include "common/address.h"
-#include "common/channel.h"
+#include "ipc/channel.h"
 #include "common/log.h"
 #include "common/log_throttle.h"
 #include "worker/metrics_reporter.h"

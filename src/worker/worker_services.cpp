@@ -5,12 +5,12 @@
 // metrics report that reads them. Split from worker.cpp, the worker's life.
 #include "worker.h"
 
-#include "common/channel.h"
+#include "ipc/channel.h"
 #include "common/host_key.h"
 #include "common/log.h"
 #include "common/log_throttle.h"
-#include "common/outbound_policy.h"
-#include "common/worker_report.h"
+#include "config/outbound_policy.h"
+#include "ipc/worker_report.h"
 #include "http/http_client.h"
 #include "posta_version.h"
 #include "worker/api_server.h"

@@ -1,10 +1,10 @@
 #include "worker_template.h"
 
-#include "common/channel.h"
+#include "ipc/channel.h"
 #include "common/exit_codes.h"
 #include "common/log.h"
 #include "common/process_title.h"
-#include "common/worker_start.h"
+#include "ipc/worker_start.h"
 #include "http/http_client.h"
 #include "worker/huge_text.h"
 #include "worker/sandbox.h"

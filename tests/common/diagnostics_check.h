@@ -1,7 +1,7 @@
 // Shared by the parser tests: does a parse report an error at a line?
 #pragma once
 
-#include "common/diagnostic.h"
+#include "config/diagnostic.h"
 
 #include <doctest/doctest.h>
 #include <initializer_list>

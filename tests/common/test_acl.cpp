@@ -1,4 +1,4 @@
-#include "common/acl.h"
+#include "config/acl.h"
 #include "diagnostics_check.h"
 
 #include <cstdio>

@@ -1,8 +1,8 @@
-// The supervisor <-> worker channel codec (common/channel.h), over a real
+// The supervisor <-> worker channel codec (ipc/channel.h), over a real
 // SOCK_SEQPACKET pair: every message comes back as sent, a passed fd is a
 // working, close-on-exec copy, and a frame that is truncated, oversized or
 // missing its fd is an error rather than a guess.
-#include "common/channel.h"
+#include "ipc/channel.h"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include "common/config.h"
+#include "config/config.h"
 #include "diagnostics_check.h"
 
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "common/manifest.h"
+#include "config/manifest.h"
 #include "diagnostics_check.h"
 
 #include <cstdio>

@@ -1,7 +1,7 @@
 // The outbound policy as pure data: address literals are parsed into socket
 // addresses and judged; nothing here connects to any of them.
 #include "common/address.h"
-#include "common/outbound_policy.h"
+#include "config/outbound_policy.h"
 
 #include <doctest/doctest.h>
 

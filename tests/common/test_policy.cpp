@@ -1,7 +1,7 @@
 // Policy's channel form: what the supervisor sends every worker at start and
 // after a reload comes back whole, the reloadable config keys included, and
 // what the reader did not write is refused.
-#include "common/policy.h"
+#include "ipc/policy.h"
 
 #include <doctest/doctest.h>
 

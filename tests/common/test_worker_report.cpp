@@ -1,6 +1,6 @@
 // WorkerReport's channel form: what a worker sends the supervisor comes back
 // whole, and what no worker of ours would send is refused, not misread.
-#include "common/worker_report.h"
+#include "ipc/worker_report.h"
 
 #include <doctest/doctest.h>
 

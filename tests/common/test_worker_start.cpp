@@ -1,7 +1,7 @@
 // WorkerStart, the first message of a worker's channel: every field of the
 // identity, the config and the policy arrives as sent, and what the reader
 // did not write is refused.
-#include "common/worker_start.h"
+#include "ipc/worker_start.h"
 
 #include <doctest/doctest.h>
 

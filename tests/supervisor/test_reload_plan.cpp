@@ -2,8 +2,8 @@
 // config values a reload applies (and hands running workers in the policy),
 // which keys wait for a restart, and which identities are kept, added,
 // changed or removed.
-#include "common/policy.h"
-#include "common/worker_start.h"
+#include "ipc/policy.h"
+#include "ipc/worker_start.h"
 #include "supervisor/reload_plan.h"
 
 #include <doctest/doctest.h>

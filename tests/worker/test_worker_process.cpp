@@ -3,9 +3,9 @@
 // start message on its channel) with a temporary state_dir, and connections passed to it
 // exactly as the supervisor passes them (fd, client address, consumed
 // prefix). The test speaks HTTP over the client end of each connection.
-#include "common/channel.h"
-#include "common/config.h"
-#include "common/worker_start.h"
+#include "ipc/channel.h"
+#include "config/config.h"
+#include "ipc/worker_start.h"
 #include "supervisor/template_process.h"
 #include "test_support.h"
 

@@ -1,7 +1,7 @@
 // The supervisor <-> worker channel: one private SOCK_SEQPACKET socketpair per
 // worker. The supervisor sends accepted connections (fd by SCM_RIGHTS, the
 // client address and any head bytes it had to consume); the worker sends its
-// state (ready) and its metrics (common/worker_report.h), and answers the
+// state (ready) and its metrics (ipc/worker_report.h), and answers the
 // supervisor's requests for an owner secret (mint). Both ends of a message
 // share a name: send_X / on_X.
 #pragma once

@@ -6,7 +6,7 @@
 
 #include "common/host_key.h"
 #include "common/result.h"
-#include "common/toml_file.h"
+#include "config/toml_file.h"
 
 #include <algorithm>
 #include <map>

@@ -3,7 +3,7 @@
 // every worker's inbox to the claimed `from` URL of a delivery.
 #pragma once
 
-#include "common/diagnostic.h"
+#include "config/diagnostic.h"
 
 #include <string>
 #include <string_view>

@@ -8,9 +8,9 @@
 // holds no byte of the supervisor's memory. Both ends live here.
 #pragma once
 
-#include "common/config.h"
-#include "common/manifest.h"
-#include "common/policy.h"
+#include "config/config.h"
+#include "config/manifest.h"
+#include "ipc/policy.h"
 #include "common/result.h"
 
 #include <string>

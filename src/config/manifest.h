@@ -4,7 +4,7 @@
 // error with file:line and the fix (ARCHITECTURE.md, "Manifest").
 #pragma once
 
-#include "common/diagnostic.h"
+#include "config/diagnostic.h"
 
 #include <string>
 #include <string_view>

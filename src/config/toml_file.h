@@ -3,7 +3,7 @@
 // nodes and lines for diagnostics. Used by manifest.cpp, config.cpp, acl.cpp.
 #pragma once
 
-#include "common/diagnostic.h"
+#include "config/diagnostic.h"
 #include "common/result.h"
 
 #include <optional>

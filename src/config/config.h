@@ -4,10 +4,10 @@
 // ARCHITECTURE.md, "Config file", lists the keys and defaults.
 #pragma once
 
-#include "common/diagnostic.h"
+#include "config/diagnostic.h"
 #include "common/duration.h"
 #include "common/log.h"
-#include "common/outbound_policy.h"
+#include "config/outbound_policy.h"
 
 #include <cstddef>
 #include <string>
@@ -49,7 +49,7 @@ struct Config {
     // only for debugging; every worker then says so loudly in the log.
     bool sandbox = true;
     // Ranges the outbound policy lets workers connect to although they are
-    // refused by default (loopback, private, ...): common/outbound_policy.h.
+    // refused by default (loopback, private, ...): config/outbound_policy.h.
     std::vector<AddressRange> outbound_allow;
     // A PEM file of the CA certificates a worker's outbound https (key
     // fetches, deliveries) trusts instead of the system's store; empty: the

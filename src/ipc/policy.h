@@ -9,11 +9,11 @@
 // never from the config of its start message.
 #pragma once
 
-#include "common/acl.h"
-#include "common/config.h"
+#include "config/acl.h"
+#include "config/config.h"
 #include "common/duration.h"
 #include "common/log.h"
-#include "common/outbound_policy.h"
+#include "config/outbound_policy.h"
 #include "common/result.h"
 
 #include <cstddef>

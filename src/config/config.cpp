@@ -5,9 +5,9 @@
 #include "config.h"
 
 #include "common/address.h"
-#include "common/channel.h"
+#include "ipc/channel.h"
 #include "common/result.h"
-#include "common/toml_file.h"
+#include "config/toml_file.h"
 
 #include <algorithm>
 #include <cstdint>
