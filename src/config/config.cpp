@@ -1,6 +1,7 @@
-// Config file parsing: each key of ARCHITECTURE.md "Config file" is read by
-// one entry of k_keys below, which checks its type and range and reports the
-// fix with the key's line. Every error is collected; toml++'s parse_error is
+// Config file parsing: each key of ARCHITECTURE.md "Config file" is one entry
+// of k_keys below, which names its field, says whether SIGHUP applies it, and
+// reads it with a handler that checks its type and range and reports the fix
+// with the key's line. Every error is collected; toml++'s parse_error is
 // caught here and never leaves this file.
 #include "config.h"
 
@@ -11,6 +12,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
+#include <set>
 #include <sys/un.h>
 
 namespace posta {
@@ -23,7 +26,7 @@ constexpr size_t k_max_socket_path = sizeof(sockaddr_un::sun_path) - 1;
 
 class ConfigReader {
 public:
-    static std::vector<std::string_view> key_names();
+    static std::vector<ConfigField> fields();
 
     ConfigReader(std::string const& file, Parsed<Config>& out)
         : m_file(file)
@@ -34,16 +37,23 @@ public:
     void read_root(toml::table const& root);
 
 private:
-    using Handler = void (ConfigReader::*)(std::string_view key, toml::node const&);
+    struct Key;
+    // Reads `node` into the key's field, or reports why it cannot.
+    using Handler = void (ConfigReader::*)(Key const&, toml::node const&);
     struct Key {
-        std::string_view name;
+        ConfigField field;
         Handler handler;
+        // The bounds of a number, or the longest path.
+        int64_t min = 0;
+        int64_t max = INT64_MAX;
     };
     static Key const k_keys[];
 
-    void error(int line, std::string message)
+    template<typename T> T& target(Key const& key) { return m_out.value.*std::get<T Config::*>(key.field.member); }
+
+    void error(toml::node const& node, std::string message)
     {
-        m_out.errors.push_back(Diagnostic { m_file, line, std::move(message) });
+        m_out.errors.push_back(Diagnostic { m_file, toml_file::line_of(node.source()), std::move(message) });
     }
 
     // Reports a wrong type; returns the string value or nullptr.
@@ -51,217 +61,140 @@ private:
     {
         if (auto const* value = node.as_string())
             return &value->get();
-        error(toml_file::line_of(node.source()), std::string(key) + " is " + toml_file::type_name(node) + "; it must be a string, like "
-                + std::string(key) + " = " + std::string(example));
+        error(node, std::string(key) + " is " + toml_file::type_name(node) + "; it must be a string, like " + std::string(key)
+                + " = " + std::string(example));
         return nullptr;
     }
 
-    void read_path(std::string_view key, toml::node const& node, std::string& out, size_t max_length)
+    void path(Key const& key, toml::node const& node)
     {
-        std::string const* value = expect_string(key, node, "\"/path\"");
+        std::string_view name = key.field.key;
+        std::string const* value = expect_string(name, node, "\"/path\"");
         if (!value)
             return;
-        int line = toml_file::line_of(node.source());
         if (value->empty()) {
-            error(line, std::string(key) + " is empty; give a path, or remove the line for the default");
+            error(node, std::string(name) + " is empty; give a path, or remove the line for the default");
             return;
         }
         if (value->find('\0') != std::string::npos) {
-            error(line, std::string(key) + " contains a NUL character; remove it");
+            error(node, std::string(name) + " contains a NUL character; remove it");
             return;
         }
-        if (value->size() > max_length) {
-            error(line, std::string(key) + " is " + std::to_string(value->size()) + " bytes long; a Unix socket path may have at most "
-                    + std::to_string(max_length) + ", so choose a shorter one");
+        if (value->size() > static_cast<uint64_t>(key.max)) {
+            error(node, std::string(name) + " is " + std::to_string(value->size()) + " bytes long; a Unix socket path may have at most "
+                    + std::to_string(key.max) + ", so choose a shorter one");
             return;
         }
-        out = *value;
+        target<std::string>(key) = *value;
     }
 
-    // Returns whether `out` was set.
-    bool read_duration(std::string_view key, toml::node const& node, Duration& out)
+    void socket_address(Key const& key, toml::node const& node)
     {
-        if (node.is_integer() || node.is_floating_point()) {
-            error(toml_file::line_of(node.source()), std::string(key) + " is a bare number; write a duration string with its unit, like "
-                    + std::string(key) + " = \"10s\"");
-            return false;
-        }
-        std::string const* value = expect_string(key, node, "\"10s\"");
-        if (!value)
-            return false;
-        if (auto parsed = parse_duration(*value)) {
-            out = *parsed;
-            return true;
-        }
-        error(toml_file::line_of(node.source()), std::string(key) + " = \"" + *value + "\" is not a duration; write a positive whole number and a unit: "
-                + "\"250ms\", \"10s\", \"5m\", \"6h\" or \"3d\"");
-        return false;
-    }
-
-    void read_size(std::string_view key, toml::node const& node, size_t& out, int64_t min, int64_t max)
-    {
-        auto const* value = node.as_integer();
-        if (!value) {
-            error(toml_file::line_of(node.source()), std::string(key) + " is " + toml_file::type_name(node) + "; it must be a whole number without quotes, like "
-                    + std::string(key) + " = " + std::to_string(min));
-            return;
-        }
-        int64_t n = value->get();
-        if (n < min || n > max) {
-            error(toml_file::line_of(node.source()), std::string(key) + " = " + std::to_string(n) + " is out of range; use a number from "
-                    + std::to_string(min) + " to " + std::to_string(max));
-            return;
-        }
-        out = static_cast<size_t>(n);
-    }
-
-    void state_dir(std::string_view key, toml::node const& node)
-    {
-        read_path(key, node, m_out.value.state_dir, SIZE_MAX);
-    }
-    void control_socket(std::string_view key, toml::node const& node)
-    {
-        read_path(key, node, m_out.value.control_socket, k_max_socket_path);
-    }
-    void metrics_listen(std::string_view key, toml::node const& node)
-    {
-        std::string const* value = expect_string(key, node, "\"127.0.0.1:9187\"");
+        std::string_view name = key.field.key;
+        std::string const* value = expect_string(name, node, "\"127.0.0.1:9187\"");
         if (!value)
             return;
         auto address = parse_socket_address(*value);
         if (!address) {
-            error(toml_file::line_of(node.source()), std::string(key) + " = \"" + *value + "\" " + address.error().detail
+            error(node, std::string(name) + " = \"" + *value + "\" " + address.error().detail
                     + " (like \"127.0.0.1:9187\"); or remove the line to serve no metrics");
             return;
         }
-        m_out.value.metrics_listen = *value;
+        target<std::string>(key) = *value;
     }
-    void head_timeout(std::string_view key, toml::node const& node)
+
+    void duration(Key const& key, toml::node const& node)
     {
-        read_duration(key, node, m_out.value.head_timeout);
+        std::string_view name = key.field.key;
+        if (node.is_integer() || node.is_floating_point()) {
+            error(node, std::string(name) + " is a bare number; write a duration string with its unit, like " + std::string(name)
+                    + " = \"10s\"");
+            return;
+        }
+        std::string const* value = expect_string(name, node, "\"10s\"");
+        if (!value)
+            return;
+        if (auto parsed = parse_duration(*value)) {
+            target<Duration>(key) = *parsed;
+            return;
+        }
+        error(node, std::string(name) + " = \"" + *value + "\" is not a duration; write a positive whole number and a unit: "
+                + "\"250ms\", \"10s\", \"5m\", \"6h\" or \"3d\"");
     }
-    void body_timeout(std::string_view key, toml::node const& node)
+
+    void size(Key const& key, toml::node const& node)
     {
-        read_duration(key, node, m_out.value.body_timeout);
+        std::string_view name = key.field.key;
+        auto const* value = node.as_integer();
+        if (!value) {
+            error(node, std::string(name) + " is " + toml_file::type_name(node) + "; it must be a whole number without quotes, like "
+                    + std::string(name) + " = " + std::to_string(key.min));
+            return;
+        }
+        int64_t n = value->get();
+        if (n < key.min || n > key.max) {
+            error(node, std::string(name) + " = " + std::to_string(n) + " is out of range; use a number from "
+                    + std::to_string(key.min) + " to " + std::to_string(key.max));
+            return;
+        }
+        target<size_t>(key) = static_cast<size_t>(n);
     }
-    void shutdown_timeout(std::string_view key, toml::node const& node)
+
+    void level(Key const& key, toml::node const& node)
     {
-        read_duration(key, node, m_out.value.shutdown_timeout);
-    }
-    void max_head_bytes(std::string_view key, toml::node const& node)
-    {
-        // A head the supervisor read off a slow client travels to the worker
-        // in one channel message, so the bound is the channel's.
-        read_size(key, node, m_out.value.max_head_bytes, 1024, static_cast<int64_t>(max_channel_prefix));
-    }
-    void max_body_bytes(std::string_view key, toml::node const& node)
-    {
-        read_size(key, node, m_out.value.max_body_bytes, 1024, 1024 * 1024 * 1024);
-    }
-    void max_page_bytes(std::string_view key, toml::node const& node)
-    {
-        read_size(key, node, m_out.value.max_page_bytes, 65536, 1024 * 1024 * 1024);
-    }
-    void max_pending(std::string_view key, toml::node const& node)
-    {
-        read_size(key, node, m_out.value.max_pending, 1, 65536);
-    }
-    void worker_open_files(std::string_view key, toml::node const& node)
-    {
-        read_size(key, node, m_out.value.worker_open_files, 64, 1048576);
-    }
-    void max_connections_per_address(std::string_view key, toml::node const& node)
-    {
-        read_size(key, node, m_out.value.max_connections_per_address, 1, 1048576);
-    }
-    void delivery_retry_base(std::string_view key, toml::node const& node)
-    {
-        if (read_duration(key, node, m_out.value.delivery_retry_base))
-            m_retry_base_line = toml_file::line_of(node.source());
-        else
-            m_retry_schedule_broken = true;
-    }
-    void delivery_retry_max(std::string_view key, toml::node const& node)
-    {
-        if (read_duration(key, node, m_out.value.delivery_retry_max))
-            m_retry_max_line = toml_file::line_of(node.source());
-        else
-            m_retry_schedule_broken = true;
-    }
-    void delivery_give_up(std::string_view key, toml::node const& node)
-    {
-        read_duration(key, node, m_out.value.delivery_give_up);
-    }
-    void log_level(std::string_view key, toml::node const& node)
-    {
-        std::string const* value = expect_string(key, node, "\"info\"");
+        std::string const* value = expect_string(key.field.key, node, "\"info\"");
         if (!value)
             return;
         if (auto level = log::parse_level(*value))
-            m_out.value.log_level = *level;
+            target<log::Level>(key) = *level;
         else
-            error(toml_file::line_of(node.source()), "log_level = \"" + *value + "\" is not a level; use debug, info, warn or error");
+            error(node, "log_level = \"" + *value + "\" is not a level; use debug, info, warn or error");
     }
-    void log_format(std::string_view key, toml::node const& node)
+
+    void format(Key const& key, toml::node const& node)
     {
-        std::string const* value = expect_string(key, node, "\"text\"");
+        std::string const* value = expect_string(key.field.key, node, "\"text\"");
         if (!value)
             return;
         if (auto format = log::parse_format(*value))
-            m_out.value.log_format = *format;
+            target<log::Format>(key) = *format;
         else
-            error(toml_file::line_of(node.source()), "log_format = \"" + *value + "\" is not a format; use text or json");
+            error(node, "log_format = \"" + *value + "\" is not a format; use text or json");
     }
 
-    void sandbox(std::string_view key, toml::node const& node)
+    void boolean(Key const& key, toml::node const& node)
     {
         auto const* value = node.as_boolean();
         if (!value) {
-            error(toml_file::line_of(node.source()), std::string(key) + " is " + toml_file::type_name(node)
-                    + "; it must be true or false without quotes");
+            error(node, std::string(key.field.key) + " is " + toml_file::type_name(node) + "; it must be true or false without quotes");
             return;
         }
-        m_out.value.sandbox = value->get();
+        target<bool>(key) = value->get();
     }
 
     // A list of networks, "127.0.0.0/8" or one address each.
-    void read_ranges(std::string_view key, toml::node const& node, std::vector<AddressRange>& out)
+    void ranges(Key const& key, toml::node const& node)
     {
+        std::string name(key.field.key);
         auto const* array = node.as_array();
         if (!array) {
-            error(toml_file::line_of(node.source()), std::string(key) + " is " + toml_file::type_name(node)
-                    + "; it must be a list of networks, like " + std::string(key) + " = [\"127.0.0.0/8\", \"::1/128\"]");
+            error(node, name + " is " + toml_file::type_name(node) + "; it must be a list of networks, like " + name
+                    + " = [\"127.0.0.0/8\", \"::1/128\"]");
             return;
         }
         std::vector<AddressRange> ranges;
         for (toml::node const& element : *array) {
-            std::string const* value = expect_string(std::string(key) + " entry", element, "\"127.0.0.0/8\"");
+            std::string const* value = expect_string(name + " entry", element, "\"127.0.0.0/8\"");
             if (!value)
                 continue;
             auto range = parse_address_range(*value);
             if (!range) {
-                error(toml_file::line_of(element.source()), std::string(key) + " entry \"" + *value + "\" "
-                        + range.error().detail);
+                error(element, name + " entry \"" + *value + "\" " + range.error().detail);
                 continue;
             }
             ranges.push_back(std::move(range.value()));
         }
-        out = std::move(ranges);
-    }
-
-    void outbound_allow(std::string_view key, toml::node const& node)
-    {
-        read_ranges(key, node, m_out.value.outbound_allow);
-    }
-
-    void outbound_ca_file(std::string_view key, toml::node const& node)
-    {
-        read_path(key, node, m_out.value.outbound_ca_file, SIZE_MAX);
-    }
-
-    void trusted_proxies(std::string_view key, toml::node const& node)
-    {
-        read_ranges(key, node, m_out.value.trusted_proxies);
+        target<std::vector<AddressRange>>(key) = std::move(ranges);
     }
 
     // A base above the cap would make the first retry wait longer than any
@@ -270,80 +203,98 @@ private:
     void check_retry_schedule()
     {
         Config const& config = m_out.value;
-        if (m_retry_schedule_broken || config.delivery_retry_base <= config.delivery_retry_max)
+        if (m_failed.contains("delivery_retry_base") || m_failed.contains("delivery_retry_max")
+            || config.delivery_retry_base <= config.delivery_retry_max)
             return;
-        int line = m_retry_base_line ? m_retry_base_line : m_retry_max_line;
-        error(line, "delivery_retry_base (" + format_duration(config.delivery_retry_base) + ") is longer than delivery_retry_max ("
+        auto line = m_lines.find("delivery_retry_base");
+        if (line == m_lines.end())
+            line = m_lines.find("delivery_retry_max");
+        error_at(line == m_lines.end() ? 0 : line->second,
+            "delivery_retry_base (" + format_duration(config.delivery_retry_base) + ") is longer than delivery_retry_max ("
                 + format_duration(config.delivery_retry_max) + "); make the base at most the maximum");
     }
 
+    void error_at(int line, std::string message) { m_out.errors.push_back(Diagnostic { m_file, line, std::move(message) }); }
+
     std::string const& m_file;
     Parsed<Config>& m_out;
-    int m_retry_base_line = 0;
-    int m_retry_max_line = 0;
-    bool m_retry_schedule_broken = false;
+    // The line of each key the file sets, and the keys it sets wrongly.
+    std::map<std::string_view, int> m_lines;
+    std::set<std::string_view> m_failed;
 };
 
+constexpr auto applied = OnReload::Applied;
+constexpr auto restart = OnReload::NeedsRestart;
+
+// Every key, in the order of posta-server(8).
 ConfigReader::Key const ConfigReader::k_keys[] = {
-    { "state_dir", &ConfigReader::state_dir },
-    { "control_socket", &ConfigReader::control_socket },
-    { "metrics_listen", &ConfigReader::metrics_listen },
-    { "head_timeout", &ConfigReader::head_timeout },
-    { "body_timeout", &ConfigReader::body_timeout },
-    { "shutdown_timeout", &ConfigReader::shutdown_timeout },
-    { "max_head_bytes", &ConfigReader::max_head_bytes },
-    { "max_body_bytes", &ConfigReader::max_body_bytes },
-    { "max_page_bytes", &ConfigReader::max_page_bytes },
-    { "max_pending", &ConfigReader::max_pending },
-    { "worker_open_files", &ConfigReader::worker_open_files },
-    { "max_connections_per_address", &ConfigReader::max_connections_per_address },
-    { "delivery_retry_base", &ConfigReader::delivery_retry_base },
-    { "delivery_retry_max", &ConfigReader::delivery_retry_max },
-    { "delivery_give_up", &ConfigReader::delivery_give_up },
-    { "log_level", &ConfigReader::log_level },
-    { "log_format", &ConfigReader::log_format },
-    { "sandbox", &ConfigReader::sandbox },
-    { "outbound_allow", &ConfigReader::outbound_allow },
-    { "outbound_ca_file", &ConfigReader::outbound_ca_file },
-    { "trusted_proxies", &ConfigReader::trusted_proxies },
+    { { "state_dir", &Config::state_dir, restart }, &ConfigReader::path },
+    { { "control_socket", &Config::control_socket, restart }, &ConfigReader::path, 0, k_max_socket_path },
+    { { "metrics_listen", &Config::metrics_listen, restart }, &ConfigReader::socket_address },
+    { { "head_timeout", &Config::head_timeout, applied }, &ConfigReader::duration },
+    { { "body_timeout", &Config::body_timeout, applied }, &ConfigReader::duration },
+    { { "shutdown_timeout", &Config::shutdown_timeout, restart }, &ConfigReader::duration },
+    // A head the supervisor read off a slow client travels to the worker in
+    // one channel message, so the bound is the channel's.
+    { { "max_head_bytes", &Config::max_head_bytes, applied }, &ConfigReader::size, 1024, max_channel_prefix },
+    { { "max_body_bytes", &Config::max_body_bytes, restart }, &ConfigReader::size, 1024, 1024 * 1024 * 1024 },
+    { { "max_page_bytes", &Config::max_page_bytes, restart }, &ConfigReader::size, 65536, 1024 * 1024 * 1024 },
+    { { "max_pending", &Config::max_pending, restart }, &ConfigReader::size, 1, 65536 },
+    { { "worker_open_files", &Config::worker_open_files, restart }, &ConfigReader::size, 64, 1048576 },
+    { { "max_connections_per_address", &Config::max_connections_per_address, applied }, &ConfigReader::size, 1, 1048576 },
+    { { "delivery_retry_base", &Config::delivery_retry_base, restart }, &ConfigReader::duration },
+    { { "delivery_retry_max", &Config::delivery_retry_max, restart }, &ConfigReader::duration },
+    { { "delivery_give_up", &Config::delivery_give_up, restart }, &ConfigReader::duration },
+    { { "log_level", &Config::log_level, applied }, &ConfigReader::level },
+    { { "log_format", &Config::log_format, applied }, &ConfigReader::format },
+    { { "sandbox", &Config::sandbox, restart }, &ConfigReader::boolean },
+    { { "outbound_allow", &Config::outbound_allow, restart }, &ConfigReader::ranges },
+    { { "outbound_ca_file", &Config::outbound_ca_file, restart }, &ConfigReader::path },
+    { { "trusted_proxies", &Config::trusted_proxies, applied }, &ConfigReader::ranges },
 };
 
-std::vector<std::string_view> ConfigReader::key_names()
+// A tripwire for whoever adds a Config field: add it to k_keys (and to the
+// tests of each list that goes by config_fields()), then update the size.
+static_assert(sizeof(Config) == 4 * sizeof(std::string) + 12 * 8 + 2 * sizeof(int) + 8
+            + 2 * sizeof(std::vector<AddressRange>),
+    "Config changed: give the new field its key in k_keys");
+
+std::vector<ConfigField> ConfigReader::fields()
 {
-    std::vector<std::string_view> out;
+    std::vector<ConfigField> out;
     for (Key const& key : k_keys)
-        out.push_back(key.name);
+        out.push_back(key.field);
     return out;
 }
 
 void ConfigReader::read_root(toml::table const& root)
 {
-    for (auto&& [key, node] : root) {
-        Handler handler = nullptr;
-        for (Key const& known : k_keys) {
-            if (known.name == key.str()) {
-                handler = known.handler;
-                break;
-            }
-        }
-        if (handler) {
-            (this->*handler)(key.str(), node);
+    for (auto&& [name, node] : root) {
+        auto known = std::find_if(std::begin(k_keys), std::end(k_keys), [&](Key const& key) { return key.field.key == name.str(); });
+        if (known == std::end(k_keys)) {
+            std::string names;
+            for (Key const& key : k_keys)
+                names += (names.empty() ? "" : ", ") + std::string(key.field.key);
+            error_at(toml_file::line_of(name.source()), "unknown key \"" + std::string(name.str()) + "\"; the config keys are " + names
+                    + " (see posta-server(8))");
             continue;
         }
-        std::string names;
-        for (Key const& known : k_keys)
-            names += (names.empty() ? "" : ", ") + std::string(known.name);
-        error(toml_file::line_of(key.source()), "unknown key \"" + std::string(key.str()) + "\"; the config keys are " + names
-                + " (see posta-server(8))");
+        size_t errors = m_out.errors.size();
+        (this->*known->handler)(*known, node);
+        if (m_out.errors.size() == errors)
+            m_lines[known->field.key] = toml_file::line_of(name.source());
+        else
+            m_failed.insert(known->field.key);
     }
     check_retry_schedule();
 }
 
 }
 
-std::vector<std::string_view> config_key_names()
+std::vector<ConfigField> const& config_fields()
 {
-    return ConfigReader::key_names();
+    static std::vector<ConfigField> const fields = ConfigReader::fields();
+    return fields;
 }
 
 // Contract: never throws (toml++'s parse_error is caught here); keys that are

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace posta {
@@ -61,12 +62,29 @@ struct Config {
     std::vector<AddressRange> trusted_proxies;
 };
 
+// Whether SIGHUP applies a key's new value at once (the supervisor's intake
+// and log read it, and the policy hands it to running workers) or it waits
+// for a restart (a worker's setup, a listener or the control socket was made
+// from it; the reload reports it). posta-server(8) lists both.
+enum class OnReload { Applied, NeedsRestart };
+
+// One Config field, whatever its type.
+using ConfigMember = std::variant<std::string Config::*, Duration Config::*, size_t Config::*, log::Level Config::*,
+    log::Format Config::*, bool Config::*, std::vector<AddressRange> Config::*>;
+
+struct ConfigField {
+    std::string_view key; // its name in the file, the worker start message and reload reports
+    ConfigMember member;
+    OnReload on_reload;
+};
+
+// Every Config field once, in the order of posta-server(8): the one list the
+// parser, the worker start message and the reload plan all go by.
+std::vector<ConfigField> const& config_fields();
+
 // Parses config text; `file` is used in diagnostics only. Unknown keys, wrong
 // types, bad durations and out-of-range numbers are errors with their line.
 Parsed<Config> parse_config(std::string_view text, std::string const& file);
-
-// The name of every key parse_config knows, in the order of posta-server(8).
-std::vector<std::string_view> config_key_names();
 
 // Reads and parses `path`; an empty path gives the defaults.
 Parsed<Config> load_config(std::string const& path);

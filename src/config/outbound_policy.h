@@ -33,6 +33,9 @@ struct AddressRange {
     // IPv6. An IPv4-mapped IPv6 address is its IPv4 address; no other
     // IPv4-carrying form is converted (a range names the peer as it is).
     bool contains(sockaddr const* address, socklen_t length) const;
+
+    // The same network; how it was written does not count.
+    bool operator==(AddressRange const& other) const { return network == other.network && prefix == other.prefix; }
 };
 
 // Whether any of `ranges` contains `address` (trusted_proxies).

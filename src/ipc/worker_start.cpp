@@ -5,7 +5,9 @@
 #include <cstring>
 #include <fcntl.h>
 #include <spawn.h>
+#include <type_traits>
 #include <unistd.h>
+#include <variant>
 #include <vector>
 
 extern char** environ;
@@ -28,6 +30,43 @@ void put(std::string& out, std::string_view name, std::string_view value)
 }
 
 void put(std::string& out, std::string_view name, uint64_t value) { put(out, name, std::to_string(value)); }
+void put(std::string& out, std::string_view name, std::string const& value) { put(out, name, std::string_view(value)); }
+void put(std::string& out, std::string_view name, bool value) { put(out, name, uint64_t { value ? 1U : 0U }); }
+void put(std::string& out, std::string_view name, Duration value) { put(out, name, static_cast<uint64_t>(value.count())); }
+template<typename Enum>
+    requires std::is_enum_v<Enum>
+void put(std::string& out, std::string_view name, Enum value)
+{
+    put(out, name, static_cast<uint64_t>(value));
+}
+// One range a line.
+void put(std::string& out, std::string_view name, std::vector<AddressRange> const& ranges)
+{
+    std::string text;
+    for (auto const& range : ranges)
+        text += range.text + '\n';
+    put(out, name, text);
+}
+
+// The largest value of each enum a Config field holds.
+constexpr log::Level last_value(log::Level) { return log::Level::Error; }
+constexpr log::Format last_value(log::Format) { return log::Format::Json; }
+
+Result<std::vector<AddressRange>> parse_ranges(std::string_view text)
+{
+    std::vector<AddressRange> out;
+    while (!text.empty()) {
+        size_t end = text.find('\n');
+        if (end == std::string_view::npos)
+            return Error::message("worker start", "bad value", "address range");
+        auto range = parse_address_range(text.substr(0, end));
+        if (!range)
+            return range.error();
+        out.push_back(std::move(range.value()));
+        text.remove_prefix(end + 1);
+    }
+    return out;
+}
 
 class Reader {
 public:
@@ -73,7 +112,10 @@ public:
         return {};
     }
 
-    Result<void> take_duration(std::string_view name, Duration& out)
+    Result<void> take_value(std::string_view name, std::string& out) { return take_string(name, out); }
+    Result<void> take_value(std::string_view name, size_t& out) { return take_number(name, out); }
+
+    Result<void> take_value(std::string_view name, Duration& out)
     {
         int64_t ms = 0;
         if (auto taken = take_number(name, ms); !taken)
@@ -82,14 +124,39 @@ public:
         return {};
     }
 
-    template<typename Enum> Result<void> take_enum(std::string_view name, Enum& out, Enum last)
+    Result<void> take_value(std::string_view name, bool& out)
     {
         int value = 0;
         if (auto taken = take_number(name, value); !taken)
             return taken;
-        if (value < 0 || value > static_cast<int>(last))
+        if (value != 0 && value != 1)
+            return Error::message("worker start", "bad value", std::string(name));
+        out = value == 1;
+        return {};
+    }
+
+    template<typename Enum>
+        requires std::is_enum_v<Enum>
+    Result<void> take_value(std::string_view name, Enum& out)
+    {
+        int value = 0;
+        if (auto taken = take_number(name, value); !taken)
+            return taken;
+        if (value < 0 || value > static_cast<int>(last_value(out)))
             return Error::message("worker start", "bad value", std::string(name));
         out = static_cast<Enum>(value);
+        return {};
+    }
+
+    Result<void> take_value(std::string_view name, std::vector<AddressRange>& out)
+    {
+        auto value = take(name);
+        if (!value)
+            return value.error();
+        auto parsed = parse_ranges(*value);
+        if (!parsed)
+            return parsed.error();
+        out = std::move(parsed.value());
         return {};
     }
 
@@ -99,39 +166,7 @@ private:
     std::string_view m_text;
 };
 
-uint64_t ms(Duration d) { return static_cast<uint64_t>(d.count()); }
-
-std::string ranges_text(std::vector<AddressRange> const& ranges)
-{
-    std::string out;
-    for (auto const& range : ranges)
-        out += range.text + '\n';
-    return out;
 }
-
-Result<std::vector<AddressRange>> parse_ranges(std::string_view text)
-{
-    std::vector<AddressRange> out;
-    while (!text.empty()) {
-        size_t end = text.find('\n');
-        if (end == std::string_view::npos)
-            return Error::message("worker start", "bad value", "address range");
-        auto range = parse_address_range(text.substr(0, end));
-        if (!range)
-            return range.error();
-        out.push_back(std::move(range.value()));
-        text.remove_prefix(end + 1);
-    }
-    return out;
-}
-
-}
-
-// A tripwire for whoever adds a Config field: add it to serialize() and
-// deserialize() below (and to the round-trip test), then update the size.
-static_assert(sizeof(Config) == 4 * sizeof(std::string) + 12 * 8 + 2 * sizeof(int) + 8
-            + 2 * sizeof(std::vector<AddressRange>),
-    "Config changed: pass the new field to workers in WorkerStart");
 
 std::string WorkerStart::serialize() const
 {
@@ -141,27 +176,8 @@ std::string WorkerStart::serialize() const
     put(out, "name", identity.name);
     put(out, "host_key", identity.host_key);
     put(out, "line", static_cast<uint64_t>(identity.line));
-    put(out, "state_dir", config.state_dir);
-    put(out, "control_socket", config.control_socket);
-    put(out, "metrics_listen", config.metrics_listen);
-    put(out, "head_timeout", ms(config.head_timeout));
-    put(out, "body_timeout", ms(config.body_timeout));
-    put(out, "shutdown_timeout", ms(config.shutdown_timeout));
-    put(out, "max_head_bytes", config.max_head_bytes);
-    put(out, "max_body_bytes", config.max_body_bytes);
-    put(out, "max_page_bytes", config.max_page_bytes);
-    put(out, "max_pending", config.max_pending);
-    put(out, "worker_open_files", config.worker_open_files);
-    put(out, "max_connections_per_address", config.max_connections_per_address);
-    put(out, "delivery_retry_base", ms(config.delivery_retry_base));
-    put(out, "delivery_retry_max", ms(config.delivery_retry_max));
-    put(out, "delivery_give_up", ms(config.delivery_give_up));
-    put(out, "log_level", static_cast<uint64_t>(config.log_level));
-    put(out, "log_format", static_cast<uint64_t>(config.log_format));
-    put(out, "sandbox", config.sandbox ? 1 : 0);
-    put(out, "outbound_allow", ranges_text(config.outbound_allow));
-    put(out, "outbound_ca_file", config.outbound_ca_file);
-    put(out, "trusted_proxies", ranges_text(config.trusted_proxies));
+    for (ConfigField const& field : config_fields())
+        std::visit([&](auto member) { put(out, field.key, config.*member); }, field.member);
     put(out, "policy", policy.serialize());
     put(out, "supervisor", static_cast<uint64_t>(supervisor));
     return out;
@@ -171,58 +187,31 @@ Result<WorkerStart> WorkerStart::deserialize(std::string_view text)
 {
     WorkerStart out;
     Reader in(text);
-    Config& c = out.config;
-    int sandbox = 0;
-    std::string outbound_allow, trusted_proxies; // one range a line
     std::string policy;
-    Result<void> steps[] = {
+    Result<void> identity[] = {
         in.take_string("slug", out.identity.slug),
         in.take_string("url", out.identity.url),
         in.take_string("name", out.identity.name),
         in.take_string("host_key", out.identity.host_key),
         in.take_number("line", out.identity.line),
-        in.take_string("state_dir", c.state_dir),
-        in.take_string("control_socket", c.control_socket),
-        in.take_string("metrics_listen", c.metrics_listen),
-        in.take_duration("head_timeout", c.head_timeout),
-        in.take_duration("body_timeout", c.body_timeout),
-        in.take_duration("shutdown_timeout", c.shutdown_timeout),
-        in.take_number("max_head_bytes", c.max_head_bytes),
-        in.take_number("max_body_bytes", c.max_body_bytes),
-        in.take_number("max_page_bytes", c.max_page_bytes),
-        in.take_number("max_pending", c.max_pending),
-        in.take_number("worker_open_files", c.worker_open_files),
-        in.take_number("max_connections_per_address", c.max_connections_per_address),
-        in.take_duration("delivery_retry_base", c.delivery_retry_base),
-        in.take_duration("delivery_retry_max", c.delivery_retry_max),
-        in.take_duration("delivery_give_up", c.delivery_give_up),
-        in.take_enum("log_level", c.log_level, log::Level::Error),
-        in.take_enum("log_format", c.log_format, log::Format::Json),
-        in.take_number("sandbox", sandbox),
-        in.take_string("outbound_allow", outbound_allow),
-        in.take_string("outbound_ca_file", c.outbound_ca_file),
-        in.take_string("trusted_proxies", trusted_proxies),
-        in.take_string("policy", policy),
-        in.take_number("supervisor", out.supervisor),
     };
     // Array elements are initialised in order, so each step read the field
     // after the previous one; the first failure names what was wrong.
-    for (auto& step : steps) {
+    for (auto& step : identity) {
         if (!step)
             return step.error();
     }
+    for (ConfigField const& field : config_fields()) {
+        auto taken = std::visit([&](auto member) { return in.take_value(field.key, out.config.*member); }, field.member);
+        if (!taken)
+            return taken.error();
+    }
+    if (auto taken = in.take_string("policy", policy); !taken)
+        return taken.error();
+    if (auto taken = in.take_number("supervisor", out.supervisor); !taken)
+        return taken.error();
     if (!in.empty())
         return Error::message("worker start", "trailing bytes");
-    if (sandbox != 0 && sandbox != 1)
-        return Error::message("worker start", "bad value", "sandbox");
-    c.sandbox = sandbox == 1;
-    for (auto [written, ranges] : { std::pair { &outbound_allow, &c.outbound_allow },
-             std::pair { &trusted_proxies, &c.trusted_proxies } }) {
-        auto parsed = parse_ranges(*written);
-        if (!parsed)
-            return parsed.error();
-        *ranges = std::move(parsed.value());
-    }
     auto parsed = Policy::deserialize(policy);
     if (!parsed)
         return parsed.error();
