@@ -69,13 +69,9 @@ bool matches_any(std::vector<std::string> const& patterns, IdentityUrl const& se
     return false;
 }
 
-class AclReader {
+class AclReader : public toml_file::Reader<Acl> {
 public:
-    AclReader(std::string const& file, Parsed<Acl>& out)
-        : m_file(file)
-        , m_out(out)
-    {
-    }
+    using Reader::Reader;
 
     void read_root(toml::table const& root)
     {
@@ -90,11 +86,6 @@ public:
     }
 
 private:
-    void error(int line, std::string message)
-    {
-        m_out.errors.push_back(Diagnostic { m_file, line, std::move(message) });
-    }
-
     void read_list(std::string_view key, toml::node const& node, std::vector<std::string>& out)
     {
         auto const* array = node.as_array();
@@ -119,8 +110,6 @@ private:
         }
     }
 
-    std::string const& m_file;
-    Parsed<Acl>& m_out;
 };
 
 }
@@ -139,16 +128,8 @@ bool Acl::admits(std::string_view sender_url) const
 
 // Contract: never throws (toml++'s parse_error is caught here); returns every
 // error found.
-Parsed<Acl> parse_acl(std::string_view text, std::string const& file)
-{
-    return toml_file::parse_with<Acl, AclReader>(text, file);
-}
+Parsed<Acl> parse_acl(std::string_view text, std::string const& file) { return toml_file::parse_with<Acl, AclReader>(text, file); }
 
-Parsed<Acl> load_acl(std::string const& path)
-{
-    if (path.empty())
-        return {};
-    return toml_file::load<Acl>(path, "ACL", "--acl", parse_acl);
-}
+Parsed<Acl> load_acl(std::string const& path) { return path.empty() ? Parsed<Acl> {} : toml_file::load<Acl>(path, "ACL", "--acl", parse_acl); }
 
 }

@@ -24,15 +24,11 @@ namespace {
 constexpr size_t k_max_socket_path = sizeof(sockaddr_un::sun_path) - 1;
 
 
-class ConfigReader {
+class ConfigReader : public toml_file::Reader<Config> {
 public:
     static std::vector<ConfigField> fields();
 
-    ConfigReader(std::string const& file, Parsed<Config>& out)
-        : m_file(file)
-        , m_out(out)
-    {
-    }
+    using Reader::Reader;
 
     void read_root(toml::table const& root);
 
@@ -50,11 +46,6 @@ private:
     static Key const k_keys[];
 
     template<typename T> T& target(Key const& key) { return m_out.value.*std::get<T Config::*>(key.field.member); }
-
-    void error(toml::node const& node, std::string message)
-    {
-        m_out.errors.push_back(Diagnostic { m_file, toml_file::line_of(node.source()), std::move(message) });
-    }
 
     // Reports a wrong type; returns the string value or nullptr.
     std::string const* expect_string(std::string_view key, toml::node const& node, std::string_view example)
@@ -140,27 +131,23 @@ private:
         target<size_t>(key) = static_cast<size_t>(n);
     }
 
-    void level(Key const& key, toml::node const& node)
+    // A log setting by name: `parse` reads it; `what` it is and the
+    // `choices` it has go into the message when it is none of them.
+    template<typename Enum>
+    void named(Key const& key, toml::node const& node, Result<Enum> (*parse)(std::string_view), std::string_view example,
+        std::string_view what, std::string_view choices)
     {
-        std::string const* value = expect_string(key.field.key, node, "\"info\"");
+        std::string const* value = expect_string(key.field.key, node, example);
         if (!value)
             return;
-        if (auto level = log::parse_level(*value))
-            target<log::Level>(key) = *level;
+        if (auto parsed = parse(*value))
+            target<Enum>(key) = *parsed;
         else
-            error(node, "log_level = \"" + *value + "\" is not a level; use debug, info, warn or error");
+            error(node, std::string(key.field.key) + " = \"" + *value + "\" is not " + std::string(what) + "; use " + std::string(choices));
     }
 
-    void format(Key const& key, toml::node const& node)
-    {
-        std::string const* value = expect_string(key.field.key, node, "\"text\"");
-        if (!value)
-            return;
-        if (auto format = log::parse_format(*value))
-            target<log::Format>(key) = *format;
-        else
-            error(node, "log_format = \"" + *value + "\" is not a format; use text or json");
-    }
+    void level(Key const& key, toml::node const& node) { named(key, node, log::parse_level, "\"info\"", "a level", "debug, info, warn or error"); }
+    void format(Key const& key, toml::node const& node) { named(key, node, log::parse_format, "\"text\"", "a format", "text or json"); }
 
     void boolean(Key const& key, toml::node const& node)
     {
@@ -209,15 +196,11 @@ private:
         auto line = m_lines.find("delivery_retry_base");
         if (line == m_lines.end())
             line = m_lines.find("delivery_retry_max");
-        error_at(line == m_lines.end() ? 0 : line->second,
+        error(line == m_lines.end() ? 0 : line->second,
             "delivery_retry_base (" + format_duration(config.delivery_retry_base) + ") is longer than delivery_retry_max ("
                 + format_duration(config.delivery_retry_max) + "); make the base at most the maximum");
     }
 
-    void error_at(int line, std::string message) { m_out.errors.push_back(Diagnostic { m_file, line, std::move(message) }); }
-
-    std::string const& m_file;
-    Parsed<Config>& m_out;
     // The line of each key the file sets, and the keys it sets wrongly.
     std::map<std::string_view, int> m_lines;
     std::set<std::string_view> m_failed;
@@ -275,7 +258,7 @@ void ConfigReader::read_root(toml::table const& root)
             std::string names;
             for (Key const& key : k_keys)
                 names += (names.empty() ? "" : ", ") + std::string(key.field.key);
-            error_at(toml_file::line_of(name.source()), "unknown key \"" + std::string(name.str()) + "\"; the config keys are " + names
+            error(toml_file::line_of(name.source()), "unknown key \"" + std::string(name.str()) + "\"; the config keys are " + names
                     + " (see posta-server(8))");
             continue;
         }
@@ -299,16 +282,8 @@ std::vector<ConfigField> const& config_fields()
 
 // Contract: never throws (toml++'s parse_error is caught here); keys that are
 // absent keep their defaults; returns every error found.
-Parsed<Config> parse_config(std::string_view text, std::string const& file)
-{
-    return toml_file::parse_with<Config, ConfigReader>(text, file);
-}
+Parsed<Config> parse_config(std::string_view text, std::string const& file) { return toml_file::parse_with<Config, ConfigReader>(text, file); }
 
-Parsed<Config> load_config(std::string const& path)
-{
-    if (path.empty())
-        return {};
-    return toml_file::load<Config>(path, "config", "--config", parse_config);
-}
+Parsed<Config> load_config(std::string const& path) { return path.empty() ? Parsed<Config> {} : toml_file::load<Config>(path, "config", "--config", parse_config); }
 
 }

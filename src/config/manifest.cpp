@@ -24,13 +24,9 @@ struct FieldLines {
     int url = 0;
 };
 
-class ManifestReader {
+class ManifestReader : public toml_file::Reader<Manifest> {
 public:
-    ManifestReader(std::string const& file, Parsed<Manifest>& out)
-        : m_file(file)
-        , m_out(out)
-    {
-    }
+    using Reader::Reader;
 
     void read_root(toml::table const& root)
     {
@@ -44,11 +40,6 @@ public:
     }
 
 private:
-    void error(int line, std::string message)
-    {
-        m_out.errors.push_back(Diagnostic { m_file, line, std::move(message) });
-    }
-
     void read_identities(toml::node const& node)
     {
         int line = toml_file::line_of(node.source());
@@ -187,8 +178,6 @@ private:
                 + "scheme or port, so give each identity its own host name");
     }
 
-    std::string const& m_file;
-    Parsed<Manifest>& m_out;
     std::map<std::string, int, std::less<>> m_slug_lines;
     std::map<std::string, std::pair<int, std::string>, std::less<>> m_hosts;
 };

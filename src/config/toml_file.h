@@ -32,23 +32,42 @@ void sort_by_line(Diagnostics&);
 // role ("manifest"), `flag` the option that chose it ("--manifest").
 Diagnostic unreadable(std::string const& path, Error const&, char const* what, char const* flag);
 
+// What each file's reader holds: the file's name for diagnostics and the
+// result it fills. A reader derives from it and adds read_root(table).
+template<typename T> class Reader {
+public:
+    Reader(std::string const& file, Parsed<T>& out)
+        : m_file(file)
+        , m_out(out)
+    {
+    }
+
+protected:
+    void error(int line, std::string message) { m_out.errors.push_back(Diagnostic { m_file, line, std::move(message) }); }
+    void error(toml::node const& node, std::string message) { error(line_of(node.source()), std::move(message)); }
+
+    std::string const& m_file;
+    Parsed<T>& m_out;
+};
+
 // Parses TOML text into a T: Reader, made from the file's name and the
 // result, checks the root table and records what is wrong; diagnostics come
 // in file order. The one shape of parse_manifest, parse_config, parse_acl.
-template<typename T, typename Reader>
+template<typename T, typename FileReader>
 Parsed<T> parse_with(std::string_view text, std::string const& file)
 {
     Parsed<T> out;
     auto root = parse(text, file, out.errors);
     if (!root)
         return out;
-    Reader(file, out).read_root(*root);
+    FileReader(file, out).read_root(*root);
     sort_by_line(out.errors);
     return out;
 }
 
 // Reads `path` and parses it with `parse_text`; an unreadable file is one
-// diagnostic.
+// diagnostic. Files that may be left out (config, ACL) give their defaults
+// for an empty path before calling this.
 template<typename T, typename ParseText>
 Parsed<T> load(std::string const& path, char const* what, char const* flag, ParseText parse_text)
 {
