@@ -3,7 +3,7 @@
 #include "cli/control_client.h"
 #include "config/config.h"
 #include "config/manifest.h"
-#include "common/read_into.h"
+#include "common/fd_io.h"
 #include "common/unique_fd.h"
 #include "worker/sqlite.h"
 
@@ -151,32 +151,17 @@ Result<UniqueFd> open_source(std::string const& path)
     return fd;
 }
 
-Result<void> write_all(int fd, std::string_view bytes, std::string const& path)
-{
-    while (!bytes.empty()) {
-        ssize_t n = ::write(fd, bytes.data(), bytes.size());
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return Error::from_errno("write", path);
-        bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return {};
-}
-
 // Copies `from` whole into `to` and flushes it to disk.
 Result<void> copy_file(int from, int to, std::string const& to_path)
 {
     std::string buffer(1 << 16, '\0');
     for (;;) {
-        ssize_t n = ::read(from, buffer.data(), buffer.size());
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return Error::from_errno("read", to_path);
-        if (n == 0)
+        auto n = read_some(from, buffer.data(), buffer.size(), to_path);
+        if (!n)
+            return n.error();
+        if (*n == 0)
             break;
-        if (auto written = write_all(to, std::string_view(buffer.data(), static_cast<size_t>(n)), to_path); !written)
+        if (auto written = write_all(to, std::string_view(buffer.data(), *n), to_path); !written)
             return written;
     }
     sodium_memzero(buffer.data(), buffer.size()); // keys.json's secret key came through here

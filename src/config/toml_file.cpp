@@ -1,5 +1,6 @@
 #include "toml_file.h"
 
+#include "common/fd_io.h"
 #include "common/unique_fd.h"
 
 #include <algorithm>
@@ -42,19 +43,7 @@ Result<std::string> read(std::string const& path)
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd)
         return Error::from_errno("open", path);
-    std::string text;
-    char buf[65536];
-    while (true) {
-        ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return Error::from_errno("read", path);
-        if (n == 0)
-            break;
-        text.append(buf, static_cast<size_t>(n));
-    }
-    return text;
+    return read_all(fd.get(), path);
 }
 
 std::optional<toml::table> parse(std::string_view text, std::string const& file, Diagnostics& errors)

@@ -1,7 +1,7 @@
 #include "https_redirect.h"
 
 #include "common/log.h"
-#include "common/read_into.h"
+#include "common/fd_io.h"
 #include "common/unique_fd.h"
 
 #include <cerrno>

@@ -1,6 +1,6 @@
 #include "huge_text.h"
 
-#include "common/read_into.h"
+#include "common/fd_io.h"
 #include "common/unique_fd.h"
 
 #include <cerrno>

@@ -6,7 +6,7 @@
 
 #include "protocol/base64url.h"
 #include "common/log.h"
-#include "common/read_into.h"
+#include "common/fd_io.h"
 #include "worker/identity_dir.h"
 #include "common/unique_fd.h"
 #include "protocol/timestamp.h"
@@ -41,20 +41,6 @@ std::string restore_hint()
 Error keys_error(std::string const& path, std::string detail)
 {
     return Error::message("keys", std::move(detail), path);
-}
-
-Result<void> write_all(int fd, std::string_view bytes, std::string const& path)
-{
-    while (!bytes.empty()) {
-        ssize_t n = ::write(fd, bytes.data(), bytes.size());
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return Error::from_errno("write", path);
-        }
-        bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return {};
 }
 
 Result<void> fsync_dir(std::string const& dir)

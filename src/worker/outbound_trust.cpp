@@ -1,6 +1,6 @@
 #include "outbound_trust.h"
 
-#include "common/read_into.h"
+#include "common/fd_io.h"
 #include "common/unique_fd.h"
 #include "http/openssl_error.h"
 

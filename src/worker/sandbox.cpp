@@ -4,6 +4,7 @@
 // Refs: Documentation/userspace-api/landlock.rst in the Linux tree.
 #include "sandbox.h"
 
+#include "common/fd_io.h"
 #include "common/unique_fd.h"
 
 #include <seccomp.h>
@@ -26,22 +27,17 @@ namespace posta {
 
 namespace {
 
-// Filesystem access rights, by the ABI version that introduced them.
+// Filesystem access rights (linux/landlock.h's LANDLOCK_ACCESS_FS_*), by the
+// ABI version that introduced them. ABI 1 has bits 0 to 12: execute,
+// write_file, read_file, read_dir, remove_dir, remove_file, then make_char,
+// make_dir, make_reg, make_sock, make_fifo, make_block and make_sym.
 constexpr uint64_t fs_execute = 1ULL << 0;
 constexpr uint64_t fs_write_file = 1ULL << 1;
 constexpr uint64_t fs_read_file = 1ULL << 2;
 constexpr uint64_t fs_read_dir = 1ULL << 3;
-constexpr uint64_t fs_remove_dir = 1ULL << 4;
-constexpr uint64_t fs_remove_file = 1ULL << 5;
-constexpr uint64_t fs_make_char = 1ULL << 6;
-constexpr uint64_t fs_make_dir = 1ULL << 7;
-constexpr uint64_t fs_make_reg = 1ULL << 8;
-constexpr uint64_t fs_make_sock = 1ULL << 9;
-constexpr uint64_t fs_make_fifo = 1ULL << 10;
-constexpr uint64_t fs_make_block = 1ULL << 11;
-constexpr uint64_t fs_make_sym = 1ULL << 12;
-constexpr uint64_t fs_refer = 1ULL << 13;    // ABI 2
-constexpr uint64_t fs_truncate = 1ULL << 14; // ABI 3
+constexpr uint64_t fs_abi1_rights = (1ULL << 13) - 1;
+constexpr uint64_t fs_refer = 1ULL << 13;     // ABI 2
+constexpr uint64_t fs_truncate = 1ULL << 14;  // ABI 3
 constexpr uint64_t fs_ioctl_dev = 1ULL << 15; // ABI 5
 constexpr uint64_t scope_abstract_unix_socket = 1ULL << 0; // ABI 6
 constexpr uint64_t scope_signal = 1ULL << 1;               // ABI 6
@@ -62,8 +58,7 @@ struct __attribute__((packed)) PathBeneathAttr {
 
 uint64_t fs_rights_of(int abi)
 {
-    uint64_t rights = fs_execute | fs_write_file | fs_read_file | fs_read_dir | fs_remove_dir | fs_remove_file
-        | fs_make_char | fs_make_dir | fs_make_reg | fs_make_sock | fs_make_fifo | fs_make_block | fs_make_sym;
+    uint64_t rights = fs_abi1_rights;
     if (abi >= 2)
         rights |= fs_refer;
     if (abi >= 3)
@@ -169,20 +164,13 @@ Result<std::vector<sock_filter>> compile_seccomp()
     in.reset();
     if (rc < 0)
         return Error::from_errno_code(-rc, "seccomp_export_bpf", {});
-    std::vector<sock_filter> program;
-    sock_filter chunk[64];
-    for (;;) {
-        ssize_t got = ::read(out.get(), chunk, sizeof chunk);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            return Error::from_errno("read", "seccomp program");
-        if (got == 0)
-            break;
-        if (got % sizeof(sock_filter) != 0)
-            return Error::message("seccomp_export_bpf", "a program of partial instructions");
-        program.insert(program.end(), chunk, chunk + got / sizeof(sock_filter));
-    }
+    auto bytes = read_all(out.get(), "seccomp program");
+    if (!bytes)
+        return bytes.error();
+    if (bytes->size() % sizeof(sock_filter) != 0)
+        return Error::message("seccomp_export_bpf", "a program of partial instructions");
+    std::vector<sock_filter> program(bytes->size() / sizeof(sock_filter));
+    std::memcpy(program.data(), bytes->data(), bytes->size());
     if (program.empty())
         return Error::message("seccomp_export_bpf", "an empty program");
     return program;
