@@ -19,58 +19,22 @@ struct WireHeader {
     sockaddr_storage peer;
 };
 
-Result<void> send_header_only(int channel, MessageType type, uint32_t count = 0, uint32_t detail = 0)
+WireHeader header_of(MessageType type, uint32_t count = 0, uint32_t detail = 0)
 {
     WireHeader header {};
     header.type = type;
     header.count = count;
     header.detail = detail;
-    ssize_t n = ::send(channel, &header, sizeof header, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0)
-        return Error::from_errno("send", "channel");
-    return {};
+    return header;
 }
 
-// A message without an fd whose prefix carries text: Policy, TlsStatus,
-// Start, Forked, Minted, Metrics.
-Result<void> send_text(int channel, MessageType type, std::string_view serialized, uint32_t count = 0,
-    uint32_t detail = 0)
+// Sends `header` with `prefix` after it and, unless `fd` is -1, passes the
+// fd (SCM_RIGHTS) with it. Every message goes out through here.
+Result<void> send_message(int channel, WireHeader header, std::string_view prefix = {}, int fd = -1)
 {
-    if (serialized.size() > max_channel_prefix)
+    if (prefix.size() > max_channel_prefix)
         return Error::message("send", "message too large for the channel");
-    WireHeader header {};
-    header.type = type;
-    header.prefix_len = static_cast<uint32_t>(serialized.size());
-    header.count = count;
-    header.detail = detail;
-    iovec iov[2] = {
-        { &header, sizeof header },
-        { const_cast<char*>(serialized.data()), serialized.size() },
-    };
-    msghdr msg {};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = 2;
-    if (::sendmsg(channel, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-        return Error::from_errno("sendmsg", "worker channel");
-    return {};
-}
-
-// A message that passes one fd (SCM_RIGHTS) with an optional address and
-// prefix: Connection, Fork.
-Result<void> send_with_fd(int channel, MessageType type, int fd, sockaddr const* peer, socklen_t peer_len,
-    std::string_view prefix, ConnectionKind kind = ConnectionKind::Plain)
-{
-    if (prefix.size() > max_channel_prefix || peer_len > sizeof(sockaddr_storage))
-        return Error::message("send", "prefix or address too large for the channel");
-
-    WireHeader header {};
-    header.type = type;
     header.prefix_len = static_cast<uint32_t>(prefix.size());
-    header.peer_len = peer_len;
-    header.kind = kind;
-    if (peer_len > 0)
-        std::memcpy(&header.peer, peer, peer_len);
-
     iovec iov[2] = {
         { &header, sizeof header },
         { const_cast<char*>(prefix.data()), prefix.size() },
@@ -79,17 +43,40 @@ Result<void> send_with_fd(int channel, MessageType type, int fd, sockaddr const*
     msghdr msg {};
     msg.msg_iov = iov;
     msg.msg_iovlen = prefix.empty() ? 1 : 2;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-
+    if (fd >= 0) {
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    }
     if (::sendmsg(channel, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         return Error::from_errno("sendmsg", "worker channel");
     return {};
+}
+
+// A message without an fd whose prefix carries text: Policy, TlsStatus,
+// Start, Forked, Minted, Metrics.
+Result<void> send_text(int channel, MessageType type, std::string_view text, uint32_t count = 0, uint32_t detail = 0)
+{
+    return send_message(channel, header_of(type, count, detail), text);
+}
+
+// A message that passes one fd with an optional address and prefix:
+// Connection, Fork.
+Result<void> send_with_fd(int channel, MessageType type, int fd, sockaddr const* peer, socklen_t peer_len,
+    std::string_view prefix, ConnectionKind kind = ConnectionKind::Plain)
+{
+    if (peer_len > sizeof(sockaddr_storage))
+        return Error::message("send", "address too large for the channel");
+    WireHeader header = header_of(type);
+    header.peer_len = peer_len;
+    header.kind = kind;
+    if (peer_len > 0)
+        std::memcpy(&header.peer, peer, peer_len);
+    return send_message(channel, header, prefix, fd);
 }
 
 }
@@ -154,13 +141,13 @@ Result<void> send_metrics(int channel, std::string_view serialized)
     return send_text(channel, MessageType::Metrics, serialized);
 }
 
-Result<void> send_ready(int channel) { return send_header_only(channel, MessageType::Ready); }
+Result<void> send_ready(int channel) { return send_message(channel, header_of(MessageType::Ready)); }
 
-Result<void> send_taken(int channel, uint32_t count) { return send_header_only(channel, MessageType::Taken, count); }
+Result<void> send_taken(int channel, uint32_t count) { return send_message(channel, header_of(MessageType::Taken, count)); }
 
 Result<void> send_mint(int channel, uint32_t id, MintKind kind)
 {
-    return send_header_only(channel, MessageType::Mint, id, static_cast<uint32_t>(kind));
+    return send_message(channel, header_of(MessageType::Mint, id, static_cast<uint32_t>(kind)));
 }
 
 Result<void> send_minted(int channel, uint32_t id, MintOutcome outcome, std::string_view secret_or_why)
