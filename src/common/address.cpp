@@ -34,29 +34,35 @@ Result<SocketAddress> parse_socket_address(std::string_view text)
     return *address;
 }
 
-std::optional<SocketAddress> make_socket_address(int family, std::string_view literal, uint16_t port)
+SocketAddress socket_address_of(int family, void const* bytes, uint16_t port)
 {
-    char text[INET6_ADDRSTRLEN] {};
-    if (literal.empty() || literal.size() >= sizeof text)
-        return std::nullopt;
-    std::memcpy(text, literal.data(), literal.size());
     SocketAddress out;
     if (family == AF_INET) {
         auto* sin = reinterpret_cast<sockaddr_in*>(&out.storage);
-        if (::inet_pton(AF_INET, text, &sin->sin_addr) != 1)
-            return std::nullopt;
         sin->sin_family = AF_INET;
+        std::memcpy(&sin->sin_addr, bytes, 4);
         sin->sin_port = htons(port);
         out.length = sizeof(sockaddr_in);
-        return out;
+    } else {
+        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
+        sin6->sin6_family = AF_INET6;
+        std::memcpy(&sin6->sin6_addr, bytes, 16);
+        sin6->sin6_port = htons(port);
+        out.length = sizeof(sockaddr_in6);
     }
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
-    if (family != AF_INET6 || ::inet_pton(AF_INET6, text, &sin6->sin6_addr) != 1)
-        return std::nullopt;
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(port);
-    out.length = sizeof(sockaddr_in6);
     return out;
+}
+
+std::optional<SocketAddress> make_socket_address(int family, std::string_view literal, uint16_t port)
+{
+    char text[INET6_ADDRSTRLEN] {};
+    if (literal.empty() || literal.size() >= sizeof text || (family != AF_INET && family != AF_INET6))
+        return std::nullopt;
+    std::memcpy(text, literal.data(), literal.size());
+    unsigned char bytes[16];
+    if (::inet_pton(family, text, bytes) != 1)
+        return std::nullopt;
+    return socket_address_of(family, bytes, port);
 }
 
 std::string format_host(sockaddr const* addr, socklen_t len)

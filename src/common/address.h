@@ -23,6 +23,10 @@ struct SocketAddress {
 // address. Names are not resolved: a listen address is explicit.
 Result<SocketAddress> parse_socket_address(std::string_view text);
 
+// The address of `family` (AF_INET or AF_INET6) whose 4 or 16 bytes, in
+// network order, are at `bytes`, with `port` in host order.
+SocketAddress socket_address_of(int family, void const* bytes, uint16_t port);
+
 // The address of `literal`, a numeric address of `family` (AF_INET or
 // AF_INET6, no brackets), and `port`; nullopt when it is not one.
 std::optional<SocketAddress> make_socket_address(int family, std::string_view literal, uint16_t port);

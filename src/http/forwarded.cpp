@@ -30,19 +30,11 @@ std::optional<SocketAddress> parse_hop(std::string_view text)
     if (text.empty() || text.size() >= sizeof literal)
         return std::nullopt;
     std::memcpy(literal, text.data(), text.size());
-    SocketAddress out;
-    auto* sin = reinterpret_cast<sockaddr_in*>(&out.storage);
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
-    if (::inet_pton(AF_INET, literal, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        out.length = sizeof(sockaddr_in);
-    } else if (::inet_pton(AF_INET6, literal, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        out.length = sizeof(sockaddr_in6);
-    } else {
-        return std::nullopt;
-    }
-    return out;
+    unsigned char bytes[16];
+    for (int family : { AF_INET, AF_INET6 })
+        if (::inet_pton(family, literal, bytes) == 1)
+            return socket_address_of(family, bytes, 0);
+    return std::nullopt;
 }
 
 bool trusted(std::vector<AddressRange> const& ranges, SocketAddress const& address)

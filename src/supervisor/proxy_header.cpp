@@ -121,30 +121,19 @@ ProxyHeader read_v2(std::string_view bytes)
         return complete(length);
     size_t address_bytes = length - v2_fixed;
     char const* at = bytes.data() + v2_fixed;
-    SocketAddress source;
     switch (byte(13)) {
     case 0x00: // UNSPEC: the front does not know; the connection's address stands
     case 0x31: // a Unix stream socket: no address to limit or log by
         return complete(length);
-    case 0x11: { // TCP over IPv4: 4 + 4 address bytes, 2 + 2 port bytes
-        if (address_bytes < 12)
-            return malformed("a version 2 TCP4 header too short for its addresses");
-        auto* sin = reinterpret_cast<sockaddr_in*>(&source.storage);
-        sin->sin_family = AF_INET;
-        std::memcpy(&sin->sin_addr, at, 4);
-        std::memcpy(&sin->sin_port, at + 8, 2); // already in network order
-        source.length = sizeof(sockaddr_in);
-        return complete(length, source);
-    }
+    case 0x11: // TCP over IPv4: 4 + 4 address bytes, 2 + 2 port bytes
     case 0x21: { // TCP over IPv6: 16 + 16 address bytes, 2 + 2 port bytes
-        if (address_bytes < 36)
-            return malformed("a version 2 TCP6 header too short for its addresses");
-        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&source.storage);
-        sin6->sin6_family = AF_INET6;
-        std::memcpy(&sin6->sin6_addr, at, 16);
-        std::memcpy(&sin6->sin6_port, at + 32, 2);
-        source.length = sizeof(sockaddr_in6);
-        return complete(length, source);
+        bool v4 = byte(13) == 0x11;
+        size_t size = v4 ? 4 : 16;
+        if (address_bytes < 2 * size + 4)
+            return malformed(v4 ? "a version 2 TCP4 header too short for its addresses"
+                                : "a version 2 TCP6 header too short for its addresses");
+        uint16_t port = static_cast<uint16_t>((byte(v2_fixed + 2 * size) << 8) | byte(v2_fixed + 2 * size + 1));
+        return complete(length, socket_address_of(v4 ? AF_INET : AF_INET6, at, port));
     }
     case 0x12:
     case 0x22:
