@@ -1,5 +1,7 @@
 #include "policy.h"
 
+#include "ipc/text_lines.h"
+
 #include <charconv>
 #include <cstdint>
 
@@ -77,12 +79,10 @@ Result<Policy> Policy::deserialize(std::string_view text)
         { "log_level", parse_unsigned, &level },
         { "log_format", parse_unsigned, &format },
     };
-    while (!text.empty()) {
-        size_t end = text.find('\n');
-        if (end == std::string_view::npos)
-            return Error::message("policy", "unterminated line");
-        std::string_view line = text.substr(0, end);
-        text.remove_prefix(end + 1);
+    auto lines = split_lines(text, "policy");
+    if (!lines)
+        return lines.error();
+    for (std::string_view line : *lines) {
         size_t space = line.find(' ');
         if (space == std::string_view::npos)
             return Error::message("policy", "malformed line");

@@ -1,5 +1,7 @@
 #include "worker_report.h"
 
+#include "ipc/text_lines.h"
+
 #include <algorithm>
 #include <charconv>
 
@@ -10,6 +12,22 @@ namespace {
 constexpr char const* k_response_keys[] = { "responses_1xx", "responses_2xx", "responses_3xx", "responses_4xx",
     "responses_5xx" };
 constexpr size_t max_code_length = 64;
+
+// The plain counters and gauges, by their key.
+struct Scalar {
+    std::string_view key;
+    uint64_t WorkerReport::*field;
+};
+constexpr Scalar k_scalars[] = {
+    { "accepted", &WorkerReport::deliveries_accepted },
+    { "duplicate", &WorkerReport::deliveries_duplicate },
+    { "queued", &WorkerReport::outbox_queued },
+    { "delivered", &WorkerReport::outbox_delivered },
+    { "failed", &WorkerReport::outbox_failed },
+    { "oldest_queued_ms", &WorkerReport::outbox_oldest_queued_ms },
+    { "subscribers", &WorkerReport::event_subscribers },
+    { "connections", &WorkerReport::open_connections },
+};
 
 bool valid_code(std::string_view code)
 {
@@ -64,16 +82,10 @@ std::string WorkerReport::serialize() const
     out.reserve(512);
     for (size_t i = 0; i < responses.size(); ++i)
         append_line(out, k_response_keys[i], responses[i]);
-    append_line(out, "accepted", deliveries_accepted);
-    append_line(out, "duplicate", deliveries_duplicate);
+    for (Scalar const& scalar : k_scalars)
+        append_line(out, scalar.key, this->*scalar.field);
     for (auto const& [code, count] : deliveries_refused.entries)
         append_line(out, "refused " + code, count);
-    append_line(out, "queued", outbox_queued);
-    append_line(out, "delivered", outbox_delivered);
-    append_line(out, "failed", outbox_failed);
-    append_line(out, "oldest_queued_ms", outbox_oldest_queued_ms);
-    append_line(out, "subscribers", event_subscribers);
-    append_line(out, "connections", open_connections);
     return out;
 }
 
@@ -88,12 +100,10 @@ Result<WorkerReport> WorkerReport::deserialize(std::string_view text)
         seen |= 1u << bit;
         return first;
     };
-    while (!text.empty()) {
-        size_t end = text.find('\n');
-        if (end == std::string_view::npos)
-            return Error::message("metrics report", "unterminated line");
-        std::string_view line = text.substr(0, end);
-        text.remove_prefix(end + 1);
+    auto lines = split_lines(text, "metrics report");
+    if (!lines)
+        return lines.error();
+    for (std::string_view line : *lines) {
         size_t space = line.rfind(' ');
         if (space == std::string_view::npos)
             return Error::message("metrics report", "line without a value");
@@ -119,23 +129,9 @@ Result<WorkerReport> WorkerReport::deserialize(std::string_view text)
         for (size_t i = 0; i < out.responses.size(); ++i)
             if (key == k_response_keys[i])
                 field = &out.responses[i], bit = static_cast<unsigned>(i);
-        struct Named {
-            std::string_view name;
-            uint64_t* field;
-        };
-        Named const named[] = {
-            { "accepted", &out.deliveries_accepted },
-            { "duplicate", &out.deliveries_duplicate },
-            { "queued", &out.outbox_queued },
-            { "delivered", &out.outbox_delivered },
-            { "failed", &out.outbox_failed },
-            { "oldest_queued_ms", &out.outbox_oldest_queued_ms },
-            { "subscribers", &out.event_subscribers },
-            { "connections", &out.open_connections },
-        };
-        for (size_t i = 0; i < std::size(named) && !field; ++i)
-            if (key == named[i].name)
-                field = named[i].field, bit = static_cast<unsigned>(out.responses.size() + i);
+        for (size_t i = 0; i < std::size(k_scalars) && !field; ++i)
+            if (key == k_scalars[i].key)
+                field = &(out.*k_scalars[i].field), bit = static_cast<unsigned>(out.responses.size() + i);
         if (!field)
             return Error::message("metrics report", "unknown key " + std::string(key.substr(0, max_code_length)));
         if (!once(bit))

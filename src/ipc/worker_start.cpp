@@ -1,5 +1,7 @@
 #include "worker_start.h"
 
+#include "ipc/text_lines.h"
+
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -54,16 +56,15 @@ constexpr log::Format last_value(log::Format) { return log::Format::Json; }
 
 Result<std::vector<AddressRange>> parse_ranges(std::string_view text)
 {
+    auto lines = split_lines(text, "worker start");
+    if (!lines)
+        return lines.error();
     std::vector<AddressRange> out;
-    while (!text.empty()) {
-        size_t end = text.find('\n');
-        if (end == std::string_view::npos)
-            return Error::message("worker start", "bad value", "address range");
-        auto range = parse_address_range(text.substr(0, end));
+    for (std::string_view line : *lines) {
+        auto range = parse_address_range(line);
         if (!range)
             return range.error();
         out.push_back(std::move(range.value()));
-        text.remove_prefix(end + 1);
     }
     return out;
 }
