@@ -3,6 +3,7 @@
 #include "common/callback_guard.h"
 #include "common/log.h"
 #include "common/uv_handle.h"
+#include "common/uv_listen.h"
 #include "common/unique_fd.h"
 #include "common/unix_socket.h"
 
@@ -125,19 +126,10 @@ Result<std::unique_ptr<ControlServer>> ControlServer::create(uv_loop_t* loop, st
         self->m_bound_dev = bound.st_dev;
         self->m_bound_ino = bound.st_ino;
     }
-    self->m_server = new uv_pipe_t {};
-    uv_pipe_init(loop, self->m_server, 0);
-    self->m_server->data = self.get();
-    int rc = uv_pipe_open(self->m_server, fd.get());
-    if (rc == 0) {
-        fd.release();
-        rc = uv_listen(reinterpret_cast<uv_stream_t*>(self->m_server), 16, [](uv_stream_t* server, int status) noexcept {
-            if (status == 0 && server->data)
-                guard_callback("control socket", [&] { static_cast<ControlServer*>(server->data)->on_connection(); });
-        });
-    }
-    if (rc < 0)
-        return uv_error(rc, "listen", self->m_path);
+    auto listening = listen_on<ControlServer, uv_pipe_t>(loop, fd, 16, self.get(), self->m_path);
+    if (!listening)
+        return listening.error();
+    self->m_server = std::move(listening.value());
     // Status is not secret, but only the operator should be asking.
     ::chmod(self->m_path.c_str(), 0600);
     return self;
@@ -148,8 +140,7 @@ ControlServer::~ControlServer()
     while (!m_clients.empty())
         (*m_clients.begin())->close();
     if (m_server) {
-        m_server->data = nullptr;
-        uv_close(reinterpret_cast<uv_handle_t*>(m_server), [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_pipe_t*>(h); });
+        m_server.close();
         // Only the socket this server bound: whatever replaced it since
         // belongs to someone else.
         struct stat st {};
@@ -182,9 +173,9 @@ void ControlServer::on_connection()
     auto* client = new Client {};
     client->server = this;
     m_clients.insert(client);
-    uv_pipe_init(m_server->loop, &client->pipe, 0);
+    uv_pipe_init(m_server.get()->loop, &client->pipe, 0);
     client->pipe.data = client;
-    if (uv_accept(reinterpret_cast<uv_stream_t*>(m_server), reinterpret_cast<uv_stream_t*>(&client->pipe)) < 0) {
+    if (uv_accept(reinterpret_cast<uv_stream_t*>(m_server.get()), reinterpret_cast<uv_stream_t*>(&client->pipe)) < 0) {
         client->close();
         return;
     }

@@ -8,6 +8,8 @@
 
 #include "common/lifetime.h"
 #include "common/result.h"
+#include "common/unique_fd.h"
+#include "common/uv_handle.h"
 
 #include <functional>
 #include <memory>
@@ -56,12 +58,15 @@ private:
     {
     }
 
+    // Each accepted connection (listen_on).
+    static constexpr char const* role = "control socket";
+    template<typename Server, typename Handle> friend Result<UvHandle<Handle>> listen_on(uv_loop_t*, UniqueFd&, int, Server*, std::string const&);
     void on_connection();
     void ask(Client&, std::string_view request) noexcept;
 
     std::string m_path;
     Provider m_provider;
-    uv_pipe_t* m_server = nullptr; // freed in its close callback
+    UvHandle<uv_pipe_t> m_server;
     std::set<Client*> m_clients;   // open ones, closed with the server
     dev_t m_bound_dev = 0;          // the socket file bound, to unlink only it
     ino_t m_bound_ino = 0;

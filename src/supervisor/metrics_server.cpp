@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/unique_fd.h"
 #include "common/uv_handle.h"
+#include "common/uv_listen.h"
 #include "supervisor/exposition.h"
 
 #include <llhttp.h>
@@ -176,19 +177,10 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::create(uv_loop_t* loop, So
 
     std::unique_ptr<MetricsServer> self(
         new MetricsServer(format_address(bound.get(), bound.length), std::move(provider)));
-    self->m_server = new uv_tcp_t {};
-    uv_tcp_init(loop, self->m_server);
-    self->m_server->data = self.get();
-    int rc = uv_tcp_open(self->m_server, fd.get());
-    if (rc == 0) {
-        fd.release();
-        rc = uv_listen(reinterpret_cast<uv_stream_t*>(self->m_server), 64, [](uv_stream_t* server, int status) noexcept {
-            if (status == 0 && server->data)
-                guard_callback("metrics", [&] { static_cast<MetricsServer*>(server->data)->on_connection(); });
-        });
-    }
-    if (rc < 0)
-        return uv_error(rc, "listen", "metrics_listen " + text);
+    auto listening = listen_on<MetricsServer, uv_tcp_t>(loop, fd, 64, self.get(), "metrics_listen " + text);
+    if (!listening)
+        return listening.error();
+    self->m_server = std::move(listening.value());
     return self;
 }
 
@@ -196,10 +188,7 @@ MetricsServer::~MetricsServer()
 {
     while (!m_clients.empty())
         (*m_clients.begin())->close();
-    if (m_server) {
-        m_server->data = nullptr;
-        uv_close(reinterpret_cast<uv_handle_t*>(m_server), [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_tcp_t*>(h); });
-    }
+    m_server.close();
 }
 
 void MetricsServer::on_connection()
@@ -214,13 +203,13 @@ void MetricsServer::on_connection()
     auto* client = new Client {};
     client->server = this;
     m_clients.insert(client);
-    uv_tcp_init(m_server->loop, &client->tcp);
-    uv_timer_init(m_server->loop, &client->timer);
+    uv_tcp_init(m_server.get()->loop, &client->tcp);
+    uv_timer_init(m_server.get()->loop, &client->timer);
     client->tcp.data = client;
     client->timer.data = client;
     llhttp_init(&client->parser, HTTP_REQUEST, &settings);
     client->parser.data = client;
-    if (uv_accept(reinterpret_cast<uv_stream_t*>(m_server), reinterpret_cast<uv_stream_t*>(&client->tcp)) < 0
+    if (uv_accept(reinterpret_cast<uv_stream_t*>(m_server.get()), reinterpret_cast<uv_stream_t*>(&client->tcp)) < 0
         || m_clients.size() > max_clients) {
         client->close();
         return;

@@ -10,6 +10,8 @@
 
 #include "common/address.h"
 #include "common/result.h"
+#include "common/unique_fd.h"
+#include "common/uv_handle.h"
 
 #include <functional>
 #include <memory>
@@ -42,11 +44,14 @@ private:
     {
     }
 
+    // Each accepted connection (listen_on).
+    static constexpr char const* role = "metrics";
+    template<typename Server, typename Handle> friend Result<UvHandle<Handle>> listen_on(uv_loop_t*, UniqueFd&, int, Server*, std::string const&);
     void on_connection();
 
     std::string m_name;
     Provider m_provider;
-    uv_tcp_t* m_server = nullptr; // freed in its close callback
+    UvHandle<uv_tcp_t> m_server;
     std::set<Client*> m_clients;  // open ones, closed with the server
 };
 
