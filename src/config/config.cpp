@@ -253,7 +253,8 @@ std::vector<ConfigField> ConfigReader::fields()
 void ConfigReader::read_root(toml::table const& root)
 {
     for (auto&& [name, node] : root) {
-        auto known = std::find_if(std::begin(k_keys), std::end(k_keys), [&](Key const& key) { return key.field.key == name.str(); });
+        std::string_view key_name = name.str(); // a structured binding cannot be captured before C++23
+        auto known = std::find_if(std::begin(k_keys), std::end(k_keys), [&](Key const& key) { return key.field.key == key_name; });
         if (known == std::end(k_keys)) {
             std::string names;
             for (Key const& key : k_keys)
