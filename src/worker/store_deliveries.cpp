@@ -16,14 +16,7 @@ Result<std::vector<PendingDelivery>> Store::queue_heads()
         "WHERE e.recipient = d.recipient AND e.state = 'queued') "
         "ORDER BY d.next_attempt_at, d.message",
         {}, [&](SqlRow const& row) {
-            PendingDelivery delivery;
-            delivery.message_seq = row.integer(0);
-            delivery.message_id = row.text(1);
-            delivery.to = row.text(2);
-            delivery.attempts = row.integer(3);
-            delivery.next_attempt_at_ms = row.integer(4);
-            delivery.queued_at_ms = row.integer(5);
-            pending.push_back(std::move(delivery));
+            pending.push_back(PendingDelivery { row.integer(0), row.text(1), row.text(2), row.integer(3), row.integer(4), row.integer(5) });
         });
     if (!rows)
         return rows.error();
@@ -113,15 +106,8 @@ Result<std::vector<DeliveryRecord>> Store::list_deliveries(std::optional<Deliver
 
 DeliveryRecord Store::delivery_from_row(SqlRow const& row)
 {
-    DeliveryRecord delivery;
-    delivery.message_id = row.text(0);
-    delivery.to = row.text(1);
-    delivery.state = parse_delivery_state(row.text_view(2)).value_or(DeliveryState::Failed);
-    delivery.attempts = row.integer(3);
-    delivery.next_attempt_at_ms = row.optional_integer(4);
-    delivery.last_status = row.optional_integer(5);
-    delivery.last_error = row.optional_text(6);
-    return delivery;
+    return DeliveryRecord { row.text(0), row.text(1), parse_delivery_state(row.text_view(2)).value_or(DeliveryState::Failed),
+        row.integer(3), row.optional_integer(4), row.optional_integer(5), row.optional_text(6) };
 }
 
 Result<StoredEvent> Store::append_delivery_updated(DeliveryRecord const& delivery, int64_t now_ms,

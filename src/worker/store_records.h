@@ -117,7 +117,6 @@ struct PendingDelivery {
     int64_t queued_at_ms = 0;
 };
 
-// The signed fields of a sent message that a delivery of it carries.
 // The outbox's deliveries by state, for the worker's metrics.
 struct OutboxCounts {
     int64_t queued = 0;
@@ -126,6 +125,7 @@ struct OutboxCounts {
     int64_t oldest_queued_at_ms = 0; // queued_at of the oldest queued one; 0: none queued
 };
 
+// The signed fields of a sent message that a delivery of it carries.
 struct OutgoingContent {
     std::string sent_at, subject, content_type, body;
 };

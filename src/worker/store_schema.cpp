@@ -10,6 +10,7 @@
 #include "common/log.h"
 
 #include <array>
+#include <charconv>
 #include <string>
 
 namespace posta {
@@ -134,35 +135,45 @@ Error store_error(std::string const& path, std::string detail)
 
 int latest_schema_version() { return static_cast<int>(migrations.size()); }
 
-Result<int> read_user_version(SqliteDb& db)
+namespace {
+
+// The first column of the one row a PRAGMA answers, as text.
+Result<std::string> pragma_value(SqliteDb& db, char const* pragma)
 {
-    auto stmt = db.prepare("PRAGMA user_version");
+    auto stmt = db.prepare(pragma);
     if (!stmt)
         return stmt.error();
     auto row = stmt->step();
     if (!row)
         return row.error();
     if (!row.value())
-        return store_error(db.path(), "PRAGMA user_version returned no row");
-    return static_cast<int>(stmt->column_int64(0));
+        return store_error(db.path(), std::string(pragma) + " returned no row");
+    return std::string(stmt->column_text(0));
+}
+
+}
+
+Result<int> read_user_version(SqliteDb& db)
+{
+    auto version = pragma_value(db, "PRAGMA user_version");
+    if (!version)
+        return version.error();
+    int out = 0;
+    auto [end, ec] = std::from_chars(version->data(), version->data() + version->size(), out);
+    if (ec != std::errc() || end != version->data() + version->size())
+        return store_error(db.path(), "PRAGMA user_version is not a number");
+    return out;
 }
 
 Result<void> configure_connection(SqliteDb& db)
 {
     // The first statement also tells a file that is not a database apart.
-    {
-        auto mode = db.prepare("PRAGMA journal_mode=WAL");
-        if (!mode)
-            return mode.error();
-        auto row = mode->step();
-        if (!row)
-            return row.error();
-        std::string journal = row.value() ? std::string(mode->column_text(0)) : std::string();
-        if (journal != "wal")
-            return store_error(db.path(),
-                "cannot use WAL journaling (journal_mode is \"" + journal
-                    + "\"); keep state_dir on a local filesystem");
-    }
+    auto journal = pragma_value(db, "PRAGMA journal_mode=WAL");
+    if (!journal)
+        return journal.error();
+    if (journal.value() != "wal")
+        return store_error(db.path(),
+            "cannot use WAL journaling (journal_mode is \"" + journal.value() + "\"); keep state_dir on a local filesystem");
 
     if (sqlite3_busy_timeout(db.get(), busy_timeout_ms) != SQLITE_OK)
         return db.error("sqlite3_busy_timeout");
