@@ -79,4 +79,9 @@ std::string format_duration(Duration duration)
     return std::to_string(ms) + "ms"; // unreachable: the last unit divides everything
 }
 
+int64_t wall_clock_ms()
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 }

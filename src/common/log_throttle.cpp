@@ -31,13 +31,11 @@ void LogThrottle::log(std::string line)
     }
     ++m_held;
     m_latest = std::move(line);
-    if (!uv_is_active(reinterpret_cast<uv_handle_t const*>(m_timer.get()))) {
-        uint64_t due = m_last_logged_at + m_interval_ms;
-        uv_timer_start(m_timer.get(), [](uv_timer_t* timer) noexcept {
+    if (!uv_is_active(reinterpret_cast<uv_handle_t const*>(m_timer.get())))
+        start_timer_at(m_timer.get(), m_last_logged_at + m_interval_ms, [](uv_timer_t* timer) noexcept {
             if (auto* self = static_cast<LogThrottle*>(timer->data))
                 self->on_interval_over();
-        }, due > now ? due - now : 0, 0);
-    }
+        });
 }
 
 void LogThrottle::on_interval_over()

@@ -56,6 +56,14 @@ private:
     T* m_handle = nullptr;
 };
 
+// Starts `timer` to fire once at loop time `due_ms` (uv_now's clock), or on
+// the next loop turn if that has passed.
+inline void start_timer_at(uv_timer_t* timer, uint64_t due_ms, uv_timer_cb callback)
+{
+    uint64_t now = uv_now(timer->loop);
+    uv_timer_start(timer, callback, due_ms > now ? due_ms - now : 0, 0);
+}
+
 // A failed libuv call's Error: `rc` is its negative result.
 inline Error uv_error(int rc, std::string op, std::string context = {})
 {

@@ -352,12 +352,10 @@ void Supervisor::arm_head_timer()
         uv_timer_stop(m_head_timer.get());
         return;
     }
-    uint64_t now = uv_now(&m_loop);
-    uint64_t deadline = m_pending.front()->deadline_ms;
-    uv_timer_start(m_head_timer.get(), [](uv_timer_t* timer) noexcept {
+    start_timer_at(m_head_timer.get(), m_pending.front()->deadline_ms, [](uv_timer_t* timer) noexcept {
         if (auto* self = static_cast<Supervisor*>(timer->data))
             guard_callback("head timeout", [&] { self->on_head_timer(); });
-    }, deadline > now ? deadline - now : 0, 0);
+    });
 }
 
 void Supervisor::on_head_timer()

@@ -6,6 +6,7 @@
 //
 // It runs on the supervisor's loop, so it must stay cheap: one pass over the
 // workers per family, no allocation per sample beyond the text's growth.
+#include "common/duration.h"
 #include "supervisor.h"
 
 #include "supervisor/exposition.h"
@@ -46,8 +47,7 @@ bool is_tls_alert(Reply reply) { return reply == Reply::TlsUnrecognizedName || r
 std::string Supervisor::metrics_text() const
 {
     using Type = Exposition::Type;
-    uint64_t const now_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::system_clock::now().time_since_epoch()).count());
+    uint64_t const now_ms = static_cast<uint64_t>(wall_clock_ms());
 
     // In manifest order, the operator's, as in `status`.
     std::vector<std::pair<std::string_view, WorkerProcess const*>> workers;

@@ -1,5 +1,6 @@
 #include "worker_process.h"
 
+#include "common/duration.h"
 #include "ipc/channel.h"
 #include "common/log.h"
 #include "ipc/worker_start.h"
@@ -241,14 +242,13 @@ void WorkerProcess::arm_mint_timer()
         uv_timer_stop(m_mint_timer.get());
         return;
     }
-    uint64_t now = uv_now(m_loop);
-    uv_timer_start(m_mint_timer.get(), [](uv_timer_t* timer) noexcept {
+    start_timer_at(m_mint_timer.get(), *next, [](uv_timer_t* timer) noexcept {
         auto* self = static_cast<WorkerProcess*>(timer->data);
         if (!self)
             return;
         self->m_mints.expire(uv_now(self->m_loop));
         self->arm_mint_timer();
-    }, *next > now ? *next - now : 0, 0);
+    });
 }
 
 // A report that does not parse is this worker's fault, not the daemon's:
@@ -264,8 +264,7 @@ void WorkerProcess::on_metrics(std::string_view serialized)
     }
     m_report = std::move(report.value());
     m_report.add_counters(m_earlier);
-    m_report_wall_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::system_clock::now().time_since_epoch()).count());
+    m_report_wall_ms = static_cast<uint64_t>(wall_clock_ms());
 }
 
 void WorkerProcess::drop_channel()

@@ -6,6 +6,7 @@
 // (else 415), each field at most once and no field this version does not
 // know (400): a typo such as "subjet" is refused rather than silently
 // sending a message without a subject.
+#include "common/duration.h"
 #include "api_server.h"
 
 #include "protocol/api_token.h"
@@ -33,13 +34,6 @@ constexpr std::string_view messages_prefix = "/api/messages/";
 constexpr std::string_view sessions_prefix = "/api/sessions/";
 constexpr int default_limit = 50;
 constexpr int max_limit = 500;
-
-int64_t now_ms()
-{
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 // 401 with the challenge of RFC 6750 section 3, which a 401 must carry.
 Response unauthorized(std::string_view code, std::string_view message, char const* challenge = "Bearer realm=\"posta\"")
@@ -136,7 +130,7 @@ Result<ApiServer::Caller, Response> ApiServer::identify(Request const& request)
             token.remove_prefix(1);
         while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
             token.remove_suffix(1);
-        auto valid = m_store.verify_token(hash_api_token(token), now_ms());
+        auto valid = m_store.verify_token(hash_api_token(token), wall_clock_ms());
         if (!valid)
             return store_failure(valid.error(), "checking an API token");
         if (!valid.value())
@@ -153,7 +147,7 @@ Result<ApiServer::Caller, Response> ApiServer::identify(Request const& request)
         if (auto refused = check_origin(request, m_settings.own_url, OriginRule::Required))
             return std::move(*refused);
     }
-    int64_t now = now_ms();
+    int64_t now = wall_clock_ms();
     for (size_t i = 0; i < secrets.size() && i < max_session_cookies; ++i) {
         auto session = m_store.find_session(hash_secret(secrets[i]), now);
         if (!session)
@@ -288,7 +282,7 @@ Response ApiServer::send_message(Request const& request, Caller const&)
             "the delivery of this message would be " + std::to_string(size) + " bytes; recipients accept at most "
                 + std::to_string(m_settings.max_body_bytes));
 
-    auto stored = m_store.create_outgoing(message, now_ms());
+    auto stored = m_store.create_outgoing(message, wall_clock_ms());
     if (!stored)
         return store_failure(stored.error(), "queueing a message");
     if (m_settings.on_queued)
@@ -333,7 +327,7 @@ Response ApiServer::message(Request const& request, Caller const&)
     };
 
     if (request.method == "DELETE") {
-        auto deleted = m_store.delete_message(key, now_ms(), m_events);
+        auto deleted = m_store.delete_message(key, wall_clock_ms(), m_events);
         if (!deleted)
             return store_failure(deleted.error(), "deleting a message");
         if (!deleted->found)
@@ -411,7 +405,7 @@ Response ApiServer::create_session(Request const& request)
     if (!secret)
         return std::move(secret).error();
 
-    int64_t now = now_ms();
+    int64_t now = wall_clock_ms();
     NewSession session = make_session(now);
     if (has_code) {
         auto redeemed = m_store.redeem_login_code(hash_secret(secret.value()), session.hash, session.record, now);
@@ -441,7 +435,7 @@ Response ApiServer::create_session(Request const& request)
 
 Response ApiServer::list_sessions(Request const&, Caller const& caller)
 {
-    auto sessions = m_store.list_sessions(now_ms());
+    auto sessions = m_store.list_sessions(wall_clock_ms());
     if (!sessions)
         return store_failure(sessions.error(), "listing sessions");
     auto list = nlohmann::ordered_json::array();
@@ -458,7 +452,7 @@ Response ApiServer::end_session(Request const& request, Caller const& caller)
     if (!caller.session_id)
         return Response::error(404, "not_found",
             "this request has no session: it used a token; end a session with DELETE /api/sessions/<id>");
-    auto deleted = m_store.delete_session(*caller.session_id, now_ms());
+    auto deleted = m_store.delete_session(*caller.session_id, wall_clock_ms());
     if (!deleted)
         return store_failure(deleted.error(), "ending a session");
     log::info("session %s ended by its owner", caller.session_id->c_str());
@@ -470,7 +464,7 @@ Response ApiServer::end_session(Request const& request, Caller const& caller)
 Response ApiServer::revoke_session(Request const& request, Caller const& caller)
 {
     std::string_view id = std::string_view(request.path).substr(sessions_prefix.size());
-    auto deleted = m_store.delete_session(id, now_ms());
+    auto deleted = m_store.delete_session(id, wall_clock_ms());
     if (!deleted)
         return store_failure(deleted.error(), "revoking a session");
     if (!deleted.value())

@@ -17,6 +17,7 @@
 // timer, which runs on the next turn after every ready socket was read, so
 // all deliveries that arrived together share one fsync. No answer goes out
 // before its commit returned, so a 202 or 200 is on disk.
+#include "common/duration.h"
 #include "inbox.h"
 
 #include "common/host_key.h"
@@ -56,13 +57,6 @@ struct Inbox::Trampolines {
 };
 
 namespace {
-
-int64_t wall_ms()
-{
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 // Refs: RFC 9110 section 11.6.1: a 401 carries at least one challenge.
 Headers signature_challenge()
@@ -315,7 +309,7 @@ void Inbox::commit_batch()
     }
 
     // Blocks for the fsync; everything in the batch waits for the same one.
-    auto outcomes = m_store.accept_inbound(messages, wall_ms(), m_events);
+    auto outcomes = m_store.accept_inbound(messages, wall_clock_ms(), m_events);
     if (outcomes && outcomes->size() != batch.size())
         outcomes = Error::message("accept_inbound", "returned " + std::to_string(outcomes->size())
                 + " outcomes for " + std::to_string(batch.size()) + " messages (a bug)");

@@ -37,12 +37,10 @@ void MetricsReporter::on_turn()
 {
     if (m_activity() == m_sent_activity || uv_is_active(reinterpret_cast<uv_handle_t*>(m_flush_timer.get())))
         return;
-    uint64_t now = uv_now(m_loop);
-    uint64_t due = m_sent_at_ms + min_interval_ms;
-    uv_timer_start(m_flush_timer.get(), [](uv_timer_t* h) noexcept {
+    start_timer_at(m_flush_timer.get(), m_sent_at_ms + min_interval_ms, [](uv_timer_t* h) noexcept {
         if (auto* self = static_cast<MetricsReporter*>(h->data))
             self->flush();
-    }, due > now ? due - now : 0, 0);
+    });
 }
 
 void MetricsReporter::flush()

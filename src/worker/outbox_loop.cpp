@@ -9,6 +9,7 @@
 // whole truth. A message's content is read when its attempt starts and
 // dropped once the request has its own copy: the outbox's memory grows with
 // the attempts in flight, not with the queue.
+#include "common/duration.h"
 #include "outbox_loop.h"
 
 #include "common/excerpt.h"
@@ -137,13 +138,6 @@ OutboxLoop::~OutboxLoop()
     }
 }
 
-int64_t OutboxLoop::now_ms() const
-{
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 double OutboxLoop::jitter()
 {
     return static_cast<double>(randombytes_uniform(1u << 20)) / static_cast<double>(1u << 20);
@@ -160,7 +154,7 @@ void OutboxLoop::arm(std::optional<int64_t> at_ms)
         uv_timer_stop(m_timer.get());
         return;
     }
-    int64_t const delay = std::max<int64_t>(0, *at_ms == 0 ? 0 : *at_ms - now_ms());
+    int64_t const delay = std::max<int64_t>(0, *at_ms == 0 ? 0 : *at_ms - wall_clock_ms());
     uv_timer_start(
         m_timer.get(),
         [](uv_timer_t* timer) noexcept {
@@ -196,10 +190,10 @@ void OutboxLoop::scan()
     if (!heads) {
         // The disk is in trouble; look again later rather than spin.
         log::error("outbox: reading the queue: %s; retrying in 5 s", heads.error().text().c_str());
-        arm(now_ms() + 5000);
+        arm(wall_clock_ms() + 5000);
         return;
     }
-    int64_t const now = now_ms();
+    int64_t const now = wall_clock_ms();
     std::optional<int64_t> next;
     auto wait_until = [&](int64_t at) { next = next ? std::min(*next, at) : at; };
     for (auto& head : heads.value()) {
@@ -318,7 +312,7 @@ void OutboxLoop::finish(std::string const& recipient, AttemptOutcome outcome, st
     if (outcome == AttemptOutcome::Abandoned)
         return; // still queued in the store: the next start sends it
 
-    int64_t const now = now_ms();
+    int64_t const now = wall_clock_ms();
     PendingDelivery const& delivery = attempt.delivery;
     // What the recipient's side sent is shown to the owner: a short,
     // printable excerpt only.

@@ -141,7 +141,6 @@ private:
     void arm(std::optional<int64_t> at_ms);
     std::string destination_host(std::string const& recipient) const;
     size_t host_in_flight(std::string const& host) const;
-    int64_t now_ms() const;
     double jitter();
 
     uv_loop_t* m_loop;

@@ -182,7 +182,7 @@ std::optional<std::vector<sock_filter>>& prepared_seccomp()
     return program;
 }
 
-// Needs no_new_privs, set before (restrict_filesystem).
+// Needs no_new_privs, set before (forbid_new_privileges).
 Result<void> install_seccomp()
 {
     if (auto prepared = prepare_sandbox(); !prepared)
@@ -236,17 +236,23 @@ std::string SandboxReport::text() const
 
 namespace {
 
-// No new privileges, no core dumps, and Landlock where the kernel has it.
+// No core dumps (limit_resources) and no new privileges: required by
+// Landlock and seccomp for an unprivileged process, and what makes a setuid
+// program useless to a compromised worker.
+Result<void> forbid_new_privileges()
+{
+    if (auto limited = limit_resources(); !limited)
+        return limited.error();
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return Error::from_errno("prctl PR_SET_NO_NEW_PRIVS");
+    return {};
+}
+
+// Landlock where the kernel has it: the identity's folder, and the
+// read-only paths above. Needs no_new_privs.
 Result<SandboxReport> restrict_filesystem(std::string const& identity_dir)
 {
     SandboxReport report;
-    if (auto limited = limit_resources(); !limited)
-        return limited.error();
-    // Required by Landlock for an unprivileged process, and what makes a
-    // setuid program useless to a compromised worker.
-    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        return Error::from_errno("prctl PR_SET_NO_NEW_PRIVS");
-
     long abi = ::syscall(SYS_landlock_create_ruleset, nullptr, 0, create_ruleset_version);
     if (abi < 0) {
         if (errno == ENOSYS || errno == EOPNOTSUPP)
@@ -295,6 +301,8 @@ Result<size_t> limit_open_files(size_t wanted)
 
 Result<SandboxReport> apply_sandbox(std::string const& identity_dir)
 {
+    if (auto forbidden = forbid_new_privileges(); !forbidden)
+        return forbidden.error();
     auto report = restrict_filesystem(identity_dir);
     if (!report)
         return report;

@@ -14,6 +14,7 @@
 // connections, idle ones closed, requests under way answered (with
 // Connection: close), the loop closed, inbox.db checkpointed, exit 0. After
 // shutdown_timeout, or on a second signal, what remains is closed at once.
+#include "common/duration.h"
 #include "worker.h"
 
 #include "worker/api_server.h"
@@ -58,22 +59,25 @@ Worker::~Worker() { close_loop(); }
 int Worker::run()
 {
     // The loop is ready before the slow part of the start (fsync of a new
-    // keys.json, a migration); a SIGTERM meanwhile waits for the loop.
-    if (auto opened = open_loop(); !opened) {
-        log::error("cannot start: %s", opened.error().text().c_str());
-        return static_cast<int>(WorkerExit::Fatal);
-    }
-    if (auto opened = open_identity(); !opened) {
-        log::error("cannot start: %s", opened.error().text().c_str());
-        return static_cast<int>(WorkerExit::StartError);
-    }
-    if (auto sandboxed = enter_sandbox(); !sandboxed) {
-        log::error("cannot start: sandbox: %s", sandboxed.error().text().c_str());
-        return static_cast<int>(WorkerExit::StartError);
-    }
-    if (auto started = start_serving(); !started) {
-        log::error("cannot start: %s", started.error().text().c_str());
-        return static_cast<int>(WorkerExit::Fatal);
+    // keys.json, a migration); a SIGTERM meanwhile waits for the loop. A
+    // failure of the identity's own files or sandbox is a start error (the
+    // supervisor backs off); of the loop or the serving, fatal.
+    struct Step {
+        Result<void> (Worker::*run)();
+        char const* what;
+        WorkerExit exit;
+    };
+    static constexpr Step steps[] = {
+        { &Worker::open_loop, "", WorkerExit::Fatal },
+        { &Worker::open_identity, "", WorkerExit::StartError },
+        { &Worker::enter_sandbox, "sandbox: ", WorkerExit::StartError },
+        { &Worker::start_serving, "", WorkerExit::Fatal },
+    };
+    for (Step const& step : steps) {
+        if (auto done = (this->*step.run)(); !done) {
+            log::error("cannot start: %s%s", step.what, done.error().text().c_str());
+            return static_cast<int>(step.exit);
+        }
     }
 
     uv_run(&m_loop, UV_RUN_DEFAULT);
@@ -265,9 +269,7 @@ void Worker::on_stop_timeout()
 
 void Worker::prune_events()
 {
-    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::system_clock::now().time_since_epoch());
-    auto pruned = m_store->prune_events(now.count());
+    auto pruned = m_store->prune_events(wall_clock_ms());
     if (!pruned)
         log::warn("cannot prune the event log: %s", pruned.error().text().c_str());
     else if (pruned.value() > 0)

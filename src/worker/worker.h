@@ -95,7 +95,7 @@ private:
     void credit_taken();
     void on_mint(ChannelMessage const& request);
     bool admit(ChannelMessage& message);
-    void on_connection(ChannelMessage message);
+    void take_connection(ChannelMessage message);
     void apply_policy();
     void forget_address(std::string const& host);
     void on_session_closed(HttpSession&);

@@ -111,7 +111,7 @@ void Worker::on_channel_event(int status, int events)
         credit_taken();
     // Connections taken before an EOF are served too, as part of the stop.
     for (auto& connection : connections)
-        on_connection(std::move(connection));
+        take_connection(std::move(connection));
     if (stop_reason)
         begin_stop(stop_reason);
 }
@@ -190,7 +190,7 @@ bool Worker::admit(ChannelMessage& message)
     return true;
 }
 
-void Worker::on_connection(ChannelMessage message)
+void Worker::take_connection(ChannelMessage message)
 {
     auto const* peer = reinterpret_cast<sockaddr const*>(&message.peer);
     std::string address = format_address(peer, message.peer_len);

@@ -22,7 +22,7 @@ UNIT = os.path.join(ROOT, "contrib", "posta-server.service")
 SANDBOX = os.path.join(ROOT, "src", "worker", "sandbox.cpp")
 
 # What the worker calls to set its sandbox up, before its own seccomp filter
-# exists (sandbox.cpp: restrict_filesystem, limit_resources,
+# exists (sandbox.cpp: forbid_new_privileges, limit_resources, restrict_filesystem,
 # limit_open_files, install_seccomp), and the exec that starts it.
 SETUP_CALLS = ["landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "seccomp",
                "prctl", "setrlimit", "prlimit64", "execve"]
