@@ -68,6 +68,9 @@ ClientOrigin client_origin(std::string_view peer_host, Headers const& headers,
     std::vector<AddressRange> const& trusted_proxies)
 {
     ClientOrigin out;
+    // No front is trusted (the default): nothing to parse, on every request.
+    if (trusted_proxies.empty())
+        return out;
     auto peer = parse_hop(peer_host);
     if (!peer || !trusted(trusted_proxies, *peer))
         return out;
