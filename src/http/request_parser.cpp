@@ -89,7 +89,8 @@ void RequestParser::read_body()
 
 void RequestParser::next_request()
 {
-    m_request = Request {};
+    // m_request was taken (take_request); on_message_begin starts the next
+    // one afresh, once, when its first byte comes.
     m_framing = BodyFraming {};
     m_field.clear();
     m_value.clear();
@@ -102,12 +103,7 @@ void RequestParser::next_request()
     llhttp_resume(&m_parser);
 }
 
-Request RequestParser::take_request()
-{
-    Request out = std::move(m_request);
-    m_request = Request {};
-    return out;
-}
+Request RequestParser::take_request() { return std::move(m_request); }
 
 // ---- llhttp trampolines ----
 

@@ -56,6 +56,8 @@ public:
     // The request being read. After HeadComplete its method, target, version,
     // keep_alive and headers are set.
     Request& request() { return m_request; }
+    // Moves the complete request out; request() holds what is left of it
+    // until the next request's first byte, which starts a fresh one.
     Request take_request();
     // As the head declared it (set at HeadComplete).
     BodyFraming const& framing() const { return m_framing; }
