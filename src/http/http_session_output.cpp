@@ -51,9 +51,15 @@ void HttpSession::send_response(Response response)
         finish("answered with Connection: close");
         return;
     }
-    // Inside process_input() the loop goes on by itself; otherwise the timer
-    // (0 ms) resumes parsing on the next loop turn, outside the handler.
-    enter(Phase::Responded);
+    // Inside process_input() the loop goes on by itself, at once, so no
+    // timer is armed (it would be re-armed for Idle in the same call);
+    // otherwise the timer (0 ms) resumes parsing on the next loop turn,
+    // outside the handler. Above the high-water mark enter() arms the
+    // transfer timeout either way.
+    if (m_processing && m_write_queue_bytes <= write_high_water)
+        m_phase = Phase::Responded;
+    else
+        enter(Phase::Responded);
 }
 
 void HttpSession::reject(Rejection const& rejection)
