@@ -11,8 +11,8 @@ Result<size_t> read_some(int fd, void* into, size_t size, std::string const& con
         ssize_t n = ::read(fd, into, size);
         if (n >= 0)
             return static_cast<size_t>(n);
-        if (errno != EINTR)
-            return Error::from_errno("read", context);
+        if (int code = errno; code != EINTR) // read before the strings are made
+            return Error::from_errno_code(code, "read", context);
     }
 }
 
@@ -53,8 +53,10 @@ Result<void> write_all(int fd, std::string_view bytes, std::string const& contex
         ssize_t n = ::write(fd, bytes.data(), bytes.size());
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0)
-            return Error::from_errno("write", context);
+        if (n < 0) {
+            int code = errno; // before the strings are made
+            return Error::from_errno_code(code, "write", context);
+        }
         bytes.remove_prefix(static_cast<size_t>(n));
     }
     return {};

@@ -128,8 +128,14 @@ bool Acl::admits(std::string_view sender_url) const
 
 // Contract: never throws (toml++'s parse_error is caught here); returns every
 // error found.
-Parsed<Acl> parse_acl(std::string_view text, std::string const& file) { return toml_file::parse_with<Acl, AclReader>(text, file); }
+Parsed<Acl> parse_acl(std::string_view text, std::string const& file)
+{
+    return toml_file::parse_with<Acl, AclReader>(text, file);
+}
 
-Parsed<Acl> load_acl(std::string const& path) { return path.empty() ? Parsed<Acl> {} : toml_file::load<Acl>(path, "ACL", "--acl", parse_acl); }
+Parsed<Acl> load_acl(std::string const& path)
+{
+    return path.empty() ? Parsed<Acl> {} : toml_file::load<Acl>(path, "ACL", "--acl", parse_acl);
+}
 
 }

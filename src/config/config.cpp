@@ -169,7 +169,7 @@ private:
                     + " = [\"127.0.0.0/8\", \"::1/128\"]");
             return;
         }
-        std::vector<AddressRange> ranges;
+        std::vector<AddressRange> parsed;
         for (toml::node const& element : *array) {
             std::string const* value = expect_string(name + " entry", element, "\"127.0.0.0/8\"");
             if (!value)
@@ -179,9 +179,9 @@ private:
                 error(element, name + " entry \"" + *value + "\" " + range.error().detail);
                 continue;
             }
-            ranges.push_back(std::move(range.value()));
+            parsed.push_back(std::move(range.value()));
         }
-        target<std::vector<AddressRange>>(key) = std::move(ranges);
+        target<std::vector<AddressRange>>(key) = std::move(parsed);
     }
 
     // A base above the cap would make the first retry wait longer than any
@@ -283,8 +283,14 @@ std::vector<ConfigField> const& config_fields()
 
 // Contract: never throws (toml++'s parse_error is caught here); keys that are
 // absent keep their defaults; returns every error found.
-Parsed<Config> parse_config(std::string_view text, std::string const& file) { return toml_file::parse_with<Config, ConfigReader>(text, file); }
+Parsed<Config> parse_config(std::string_view text, std::string const& file)
+{
+    return toml_file::parse_with<Config, ConfigReader>(text, file);
+}
 
-Parsed<Config> load_config(std::string const& path) { return path.empty() ? Parsed<Config> {} : toml_file::load<Config>(path, "config", "--config", parse_config); }
+Parsed<Config> load_config(std::string const& path)
+{
+    return path.empty() ? Parsed<Config> {} : toml_file::load<Config>(path, "config", "--config", parse_config);
+}
 
 }

@@ -4,7 +4,6 @@
 #include "common/unique_fd.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <fcntl.h>
 
 namespace posta::toml_file {

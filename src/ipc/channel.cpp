@@ -69,6 +69,8 @@ Result<void> send_text(int channel, MessageType type, std::string_view text, uin
 Result<void> send_with_fd(int channel, MessageType type, int fd, sockaddr const* peer, socklen_t peer_len,
     std::string_view prefix, ConnectionKind kind = ConnectionKind::Plain)
 {
+    if (fd < 0)
+        return Error::message("send", "no fd to pass");
     if (peer_len > sizeof(sockaddr_storage))
         return Error::message("send", "address too large for the channel");
     WireHeader header = header_of(type);

@@ -3,6 +3,7 @@
 #include "ipc/text_lines.h"
 
 #include <cerrno>
+#include <concepts>
 #include <charconv>
 #include <cstring>
 #include <fcntl.h>
@@ -33,7 +34,11 @@ void put(std::string& out, std::string_view name, std::string_view value)
 
 void put(std::string& out, std::string_view name, uint64_t value) { put(out, name, std::to_string(value)); }
 void put(std::string& out, std::string_view name, std::string const& value) { put(out, name, std::string_view(value)); }
-void put(std::string& out, std::string_view name, bool value) { put(out, name, uint64_t { value ? 1U : 0U }); }
+// Only a bool: a string literal would convert to one before a string_view.
+template<std::same_as<bool> Bool> void put(std::string& out, std::string_view name, Bool value)
+{
+    put(out, name, uint64_t { value ? 1U : 0U });
+}
 void put(std::string& out, std::string_view name, Duration value) { put(out, name, static_cast<uint64_t>(value.count())); }
 template<typename Enum>
     requires std::is_enum_v<Enum>

@@ -139,15 +139,13 @@ ControlServer::~ControlServer()
 {
     while (!m_clients.empty())
         (*m_clients.begin())->close();
-    if (m_server) {
-        m_server.close();
-        // Only the socket this server bound: whatever replaced it since
-        // belongs to someone else.
-        struct stat st {};
-        if (m_bound_ino != 0 && ::lstat(m_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == m_bound_dev
-            && st.st_ino == m_bound_ino)
-            ::unlink(m_path.c_str());
-    }
+    m_server.close();
+    // Only the socket this server bound (also when listening on it failed):
+    // whatever replaced it since belongs to someone else.
+    struct stat st {};
+    if (m_bound_ino != 0 && ::lstat(m_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == m_bound_dev
+        && st.st_ino == m_bound_ino)
+        ::unlink(m_path.c_str());
 }
 
 void ControlServer::ask(Client& client, std::string_view request) noexcept

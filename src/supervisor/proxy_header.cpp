@@ -2,10 +2,7 @@
 // header format, version 1) and 2.2 (the binary header format, version 2).
 #include "proxy_header.h"
 
-#include <arpa/inet.h>
 #include <cstdint>
-#include <cstring>
-#include <netinet/in.h>
 
 namespace posta {
 

@@ -6,12 +6,11 @@
 //
 // It runs on the supervisor's loop, so it must stay cheap: one pass over the
 // workers per family, no allocation per sample beyond the text's growth.
-#include "common/duration.h"
 #include "supervisor.h"
 
+#include "common/duration.h"
 #include "supervisor/exposition.h"
 
-#include <chrono>
 
 namespace posta {
 

@@ -6,9 +6,9 @@
 // (else 415), each field at most once and no field this version does not
 // know (400): a typo such as "subjet" is refused rather than silently
 // sending a message without a subject.
-#include "common/duration.h"
 #include "api_server.h"
 
+#include "common/duration.h"
 #include "protocol/api_token.h"
 #include "worker/api_input.h"
 #include "common/host_key.h"
@@ -21,7 +21,6 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <nlohmann/json.hpp>
 
 namespace posta {

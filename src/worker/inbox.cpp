@@ -17,9 +17,9 @@
 // timer, which runs on the next turn after every ready socket was read, so
 // all deliveries that arrived together share one fsync. No answer goes out
 // before its commit returned, so a 202 or 200 is on disk.
-#include "common/duration.h"
 #include "inbox.h"
 
+#include "common/duration.h"
 #include "common/host_key.h"
 #include "common/log.h"
 #include "config/manifest.h"

@@ -4,7 +4,6 @@
 #include "protocol/api_token.h"
 #include "worker/sign_in.h"
 
-#include <chrono>
 #include <sodium.h>
 
 namespace posta {

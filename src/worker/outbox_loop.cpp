@@ -9,9 +9,9 @@
 // whole truth. A message's content is read when its attempt starts and
 // dropped once the request has its own copy: the outbox's memory grows with
 // the attempts in flight, not with the queue.
-#include "common/duration.h"
 #include "outbox_loop.h"
 
+#include "common/duration.h"
 #include "common/excerpt.h"
 #include "common/host_key.h"
 #include "common/log.h"

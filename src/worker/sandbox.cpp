@@ -236,13 +236,10 @@ std::string SandboxReport::text() const
 
 namespace {
 
-// No core dumps (limit_resources) and no new privileges: required by
-// Landlock and seccomp for an unprivileged process, and what makes a setuid
-// program useless to a compromised worker.
+// Required by Landlock and seccomp for an unprivileged process, and what
+// makes a setuid program useless to a compromised worker.
 Result<void> forbid_new_privileges()
 {
-    if (auto limited = limit_resources(); !limited)
-        return limited.error();
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return Error::from_errno("prctl PR_SET_NO_NEW_PRIVS");
     return {};
@@ -301,6 +298,8 @@ Result<size_t> limit_open_files(size_t wanted)
 
 Result<SandboxReport> apply_sandbox(std::string const& identity_dir)
 {
+    if (auto limited = limit_resources(); !limited)
+        return limited.error();
     if (auto forbidden = forbid_new_privileges(); !forbidden)
         return forbidden.error();
     auto report = restrict_filesystem(identity_dir);

@@ -14,9 +14,9 @@
 // connections, idle ones closed, requests under way answered (with
 // Connection: close), the loop closed, inbox.db checkpointed, exit 0. After
 // shutdown_timeout, or on a second signal, what remains is closed at once.
-#include "common/duration.h"
 #include "worker.h"
 
+#include "common/duration.h"
 #include "worker/api_server.h"
 #include "ipc/channel.h"
 #include "common/host_key.h"
@@ -38,7 +38,6 @@
 #include "worker/store.h"
 #include "worker/tls_certificate.h"
 
-#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <poll.h>
