@@ -1,5 +1,7 @@
 #include "template_process.h"
 
+#include "supervisor/child_signal.h"
+
 #include "ipc/channel.h"
 #include "common/log.h"
 #include "ipc/worker_start.h"
@@ -143,7 +145,7 @@ void TemplateProcess::abandon(Error const& why)
     // for the next template's.
     pid_t pid = std::exchange(m_pid, -1);
     if (pid > 0) {
-        ::kill(pid, SIGKILL);
+        signal_child(pid, SIGKILL);
         while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
         }
     }

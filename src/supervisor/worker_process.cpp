@@ -1,5 +1,7 @@
 #include "worker_process.h"
 
+#include "supervisor/child_signal.h"
+
 #include "common/duration.h"
 #include "ipc/channel.h"
 #include "common/log.h"
@@ -63,7 +65,7 @@ WorkerProcess::~WorkerProcess()
     // The owner only drops a worker once it was reaped, or at exit after
     // SIGKILL; never leave a live worker unsupervised.
     if (m_pid > 0)
-        ::kill(m_pid, SIGKILL);
+        signal_child(m_pid, SIGKILL);
 }
 
 void WorkerProcess::start()
@@ -109,7 +111,7 @@ void WorkerProcess::spawn()
             if (guard)
                 on_forked(std::move(forked));
             else if (forked)
-                ::kill(forked.value(), SIGKILL); // nobody supervises it: it must not run
+                signal_child(forked.value(), SIGKILL); // nobody supervises it: it must not run
         });
 }
 
@@ -127,7 +129,7 @@ void WorkerProcess::on_forked(Result<pid_t> forked)
     }
     m_pid = forked.value();
     if (m_state == State::Stopping) {
-        ::kill(m_pid, SIGTERM); // stop() came while it was being forked
+        signal_child(m_pid, SIGTERM); // stop() came while it was being forked
         return;
     }
     log::info("%s: worker %d started for %s", m_identity.slug.c_str(), m_pid, m_identity.url.c_str());
@@ -150,8 +152,11 @@ void WorkerProcess::watch_channel(bool writable)
 void WorkerProcess::on_channel_readable()
 {
     // The worker speaks only after its pid was answered: learn it first.
-    if (m_forking)
+    if (m_forking) {
         m_template.collect_answers();
+        if (!m_channel)
+            return; // the template died and answered the fork with its error
+    }
     for (;;) {
         auto message = receive_message(m_channel.get());
         if (!message) {
@@ -160,7 +165,7 @@ void WorkerProcess::on_channel_readable()
             // policy take over.
             log::error("%s: worker %d: %s; killing it", m_identity.slug.c_str(), m_pid,
                 message.error().text().c_str());
-            ::kill(m_pid, SIGKILL);
+            signal_child(m_pid, SIGKILL);
             drop_channel();
             return;
         }
@@ -199,7 +204,7 @@ void WorkerProcess::on_channel_readable()
             return;
         default:
             log::error("%s: worker %d sent an unexpected message; killing it", m_identity.slug.c_str(), m_pid);
-            ::kill(m_pid, SIGKILL);
+            signal_child(m_pid, SIGKILL);
             drop_channel();
             return;
         }
@@ -349,10 +354,10 @@ void WorkerProcess::expire_waiting()
         uv_timer_stop(m_waiting_timer.get());
         return;
     }
-    uv_timer_start(m_waiting_timer.get(), [](uv_timer_t* timer) noexcept {
+    start_timer_at(m_waiting_timer.get(), m_waiting.front().deadline_ms, [](uv_timer_t* timer) noexcept {
         if (auto* self = static_cast<WorkerProcess*>(timer->data))
             self->expire_waiting();
-    }, m_waiting.front().deadline_ms - now, 0);
+    });
 }
 
 void WorkerProcess::refuse_waiting()
@@ -467,14 +472,14 @@ void WorkerProcess::stop()
     }
     m_state = State::Stopping;
     if (m_pid > 0)
-        ::kill(m_pid, SIGTERM); // else when its pid is answered
+        signal_child(m_pid, SIGTERM); // else when its pid is answered
     uv_timer_start(m_timer.get(), [](uv_timer_t* timer) noexcept {
         auto* self = static_cast<WorkerProcess*>(timer->data);
         if (!self || self->m_pid <= 0)
             return;
         log::warn("%s: worker %d did not stop within %lld ms; killing it", self->m_identity.slug.c_str(),
             self->m_pid, static_cast<long long>(self->m_config.shutdown_timeout.count()));
-        ::kill(self->m_pid, SIGKILL);
+        signal_child(self->m_pid, SIGKILL);
     }, static_cast<uint64_t>(m_config.shutdown_timeout.count()), 0);
 }
 
