@@ -1,6 +1,6 @@
 // keys.json: created once with strict modes, reused afterwards, and refused
 // (with the path and the fix) when it is exposed, garbled or inconsistent.
-#include "test_support.h"
+#include "support/test_support.h"
 #include "protocol/base64url.h"
 #include "worker/identity_dir.h"
 #include "worker/keys.h"

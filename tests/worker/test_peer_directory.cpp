@@ -2,8 +2,8 @@
 // one-hour TTL, the forced-refetch budget, and fetches of one URL coalesced.
 // Fetches go to a bound but not listening port on 127.0.0.1, which refuses
 // at once; fetches that succeed are covered end to end (tests/e2e/test_inbox.py).
-#include "test_loop.h"
-#include "test_support.h"
+#include "support/test_loop.h"
+#include "support/test_support.h"
 #include "protocol/base64url.h"
 #include "http/http_client.h"
 #include "worker/peer_directory.h"

@@ -4,7 +4,7 @@
 // function with a real Store: Bearer without Origin, the cookie for reads,
 // the cookie with and without the identity's Origin for writes, and ended
 // or expired sessions.
-#include "test_support.h"
+#include "support/test_support.h"
 #include "worker/api_server.h"
 #include "worker/event_sink.h"
 #include "worker/sign_in.h"

@@ -1,7 +1,7 @@
 // The SQLite owners' error reading: a busy database is told by the domain and
 // the primary code of a SQLite error, never by a bare number that an errno
 // or a libuv code could share.
-#include "test_support.h"
+#include "support/test_support.h"
 #include "worker/sqlite.h"
 
 #include <cerrno>

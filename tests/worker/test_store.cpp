@@ -3,7 +3,7 @@
 // every earlier version; and the Store's queries: inbound dedupe (also of
 // tombstones) and group commit, the peer cache, the owner API's messages and
 // deliveries, tokens, sign-in codes and sessions, the event log.
-#include "test_support.h"
+#include "support/test_support.h"
 #include "protocol/api_token.h"
 #include "worker/event_sink.h"
 #include "worker/message_json.h"

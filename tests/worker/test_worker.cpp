@@ -7,7 +7,7 @@
 #include "config/config.h"
 #include "ipc/worker_start.h"
 #include "supervisor/template_process.h"
-#include "test_support.h"
+#include "support/test_support.h"
 
 #include <csignal>
 #include <cstdlib>

@@ -5,7 +5,7 @@
 // `router` (and sets `context` limits) before start().
 #pragma once
 
-#include "test_support.h"
+#include "support/test_support.h"
 #include "http/http_session.h"
 #include "http/router.h"
 

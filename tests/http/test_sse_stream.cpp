@@ -2,7 +2,7 @@
 // drives: the head's framing, writes, the owner's close (flushing), the
 // client's close, a graceful stop, backpressure (queued bytes, drained) and
 // abort, HEAD, and the slot's safety once the connection is gone.
-#include "session_harness.h"
+#include "support/session_harness.h"
 
 #include <doctest/doctest.h>
 #include <functional>

@@ -2,7 +2,7 @@
 // answer later: pipelining waits for each answer, in order; a session closed
 // under a working handler drops the late answer safely; handler bugs become
 // 500s; stop() ends connections gracefully.
-#include "session_harness.h"
+#include "support/session_harness.h"
 
 #include <doctest/doctest.h>
 #include <functional>

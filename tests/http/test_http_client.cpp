@@ -1,7 +1,7 @@
 // HttpClient against a real HTTP server on 127.0.0.1: a thread per accepted
 // connection, each running a test's script with blocking sockets, while the
 // test's own thread drives the client's libuv loop.
-#include "test_loop.h"
+#include "support/test_loop.h"
 #include "common/address.h"
 #include "http/http_client.h"
 #include "worker/machine_addresses.h"
