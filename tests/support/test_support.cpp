@@ -173,6 +173,15 @@ std::optional<HttpResponse> HttpClient::read_response(bool head_request, Clock::
     }
 }
 
+HttpResponse HttpClient::exchange(std::string_view request, bool head_request)
+{
+    send(request);
+    auto response = read_response(head_request);
+    if (!response)
+        throw std::runtime_error("no response (EOF, reset or deadline) to: " + std::string(request.substr(0, 80)));
+    return std::move(*response);
+}
+
 bool HttpClient::wait_closed(Clock::duration timeout)
 {
     auto deadline = Clock::now() + timeout;

@@ -71,6 +71,8 @@ public:
     // `head_request` or the status has no body. nullopt on EOF, a reset or
     // the deadline.
     std::optional<HttpResponse> read_response(bool head_request = false, Clock::duration timeout = 5s);
+    // send(), then read_response(); no response is a test failure (throws).
+    HttpResponse exchange(std::string_view request, bool head_request = false);
     // True when the server closes the connection (EOF or reset) before the
     // deadline; bytes that arrive first are collected in extra().
     bool wait_closed(Clock::duration timeout = 5s);

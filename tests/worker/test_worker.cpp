@@ -226,15 +226,13 @@ TEST_CASE("a worker creates its state, reports ready and serves its identity doc
     CHECK(worker.log().find("created " + dir + "/keys.json") != std::string::npos);
 
     auto client = worker.connect();
-    client.send(doc_get);
-    auto r = client.read_response();
-    REQUIRE(r);
-    CHECK(r->status == 200);
-    CHECK(r->header("Content-Type") == "application/json");
-    CHECK(r->header("Cache-Control") == "max-age=300");
-    CHECK(r->header("Content-Length") == std::to_string(r->body.size()));
-    CHECK(!r->header("Connection"));
-    auto doc = nlohmann::json::parse(r->body);
+    auto r = client.exchange(doc_get);
+    CHECK(r.status == 200);
+    CHECK(r.header("Content-Type") == "application/json");
+    CHECK(r.header("Cache-Control") == "max-age=300");
+    CHECK(r.header("Content-Length") == std::to_string(r.body.size()));
+    CHECK(!r.header("Connection"));
+    auto doc = nlohmann::json::parse(r.body);
     auto keys = nlohmann::json::parse(read_file(dir + "/keys.json"));
     CHECK(doc["posta"] == 1);
     CHECK(doc["url"] == "http://arne.test:8080");
@@ -262,11 +260,9 @@ TEST_CASE("a worker answers a mint request with a token it stored and accepts, n
     CHECK(first->prefix != second->prefix);
     for (auto const* token : { &first->prefix, &second->prefix }) {
         auto client = worker.connect();
-        client.send("GET /api/messages HTTP/1.1\r\nHost: arne.test:8080\r\nAuthorization: Bearer " + *token
+        auto r = client.exchange("GET /api/messages HTTP/1.1\r\nHost: arne.test:8080\r\nAuthorization: Bearer " + *token
             + "\r\n\r\n");
-        auto r = client.read_response();
-        REQUIRE(r);
-        CHECK(r->status == 200);
+        CHECK(r.status == 200);
     }
     // The worker logs that it minted, never what.
     CHECK(worker.wait_log("minted an owner's API token"));
@@ -289,12 +285,10 @@ TEST_CASE("a worker answers a login mint request with a sign-in link that signs 
     std::string body = "{\"code\":\"" + code + "\"}";
     for (int status : { 201, 401 }) {
         auto client = worker.connect();
-        client.send("POST /api/session HTTP/1.1\r\nHost: arne.test:8080\r\nContent-Type: application/json\r\n"
+        auto r = client.exchange("POST /api/session HTTP/1.1\r\nHost: arne.test:8080\r\nContent-Type: application/json\r\n"
                     "Content-Length: "
             + std::to_string(body.size()) + "\r\n\r\n" + body);
-        auto r = client.read_response();
-        REQUIRE(r);
-        CHECK(r->status == status);
+        CHECK(r.status == status);
     }
     CHECK(worker.log().find(code) == std::string::npos);
 }
@@ -315,10 +309,8 @@ TEST_CASE("a worker reuses its keys across restarts")
     REQUIRE(worker.wait_ready());
     CHECK(worker.log().find("created") == std::string::npos);
     auto client = worker.connect();
-    client.send(doc_get);
-    auto r = client.read_response();
-    REQUIRE(r);
-    CHECK(nlohmann::json::parse(r->body)["public_key"] == first_key);
+    auto r = client.exchange(doc_get);
+    CHECK(nlohmann::json::parse(r.body)["public_key"] == first_key);
 }
 
 TEST_CASE("every connection taken off the channel is credited back with Taken")
@@ -330,10 +322,8 @@ TEST_CASE("every connection taken off the channel is credited back with Taken")
         clients.push_back(worker.connect());
     CHECK(worker.wait_taken(5) == 5);
     for (auto& client : clients) {
-        client.send(doc_get);
-        auto r = client.read_response();
-        REQUIRE(r);
-        CHECK(r->status == 200);
+        auto r = client.exchange(doc_get);
+        CHECK(r.status == 200);
     }
 }
 
@@ -344,10 +334,8 @@ TEST_CASE("bytes the supervisor already read are parsed before the socket")
     SUBCASE("part of the head in the prefix")
     {
         auto client = worker.connect(std::string_view(doc_get).substr(0, 20));
-        client.send(std::string_view(doc_get).substr(20));
-        auto r = client.read_response();
-        REQUIRE(r);
-        CHECK(r->status == 200);
+        auto r = client.exchange(std::string_view(doc_get).substr(20));
+        CHECK(r.status == 200);
     }
     SUBCASE("the whole request in the prefix")
     {
@@ -363,18 +351,14 @@ TEST_CASE("HEAD gets GET's headers and Content-Length and no body")
     ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
-    client.send("HEAD /.well-known/posta HTTP/1.1\r\nHost: arne.test\r\n\r\n");
-    auto head = client.read_response(/*head_request=*/true);
-    REQUIRE(head);
+    auto head = client.exchange("HEAD /.well-known/posta HTTP/1.1\r\nHost: arne.test\r\n\r\n", true);
     // The next response must start right after HEAD's headers.
-    client.send(doc_get);
-    auto get = client.read_response();
-    REQUIRE(get);
-    CHECK(head->status == 200);
-    CHECK(get->status == 200);
-    CHECK(head->header("Content-Length") == std::to_string(get->body.size()));
-    CHECK(head->header("Content-Type") == "application/json");
-    CHECK(head->header("Cache-Control") == "max-age=300");
+    auto get = client.exchange(doc_get);
+    CHECK(head.status == 200);
+    CHECK(get.status == 200);
+    CHECK(head.header("Content-Length") == std::to_string(get.body.size()));
+    CHECK(head.header("Content-Type") == "application/json");
+    CHECK(head.header("Cache-Control") == "max-age=300");
     CHECK(client.extra().empty());
 }
 
@@ -401,14 +385,12 @@ TEST_CASE("a chunked POST to an unknown path gets 404 after its body is consumed
     ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
-    client.send("POST /nope HTTP/1.1\r\nHost: arne.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+    auto r = client.exchange("POST /nope HTTP/1.1\r\nHost: arne.test\r\nTransfer-Encoding: chunked\r\n\r\n"
                 "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
         + doc_get);
-    auto r = client.read_response();
-    REQUIRE(r);
-    CHECK(r->status == 404);
-    CHECK(r->header("Content-Type") == "application/json");
-    CHECK(!r->header("Connection"));
+    CHECK(r.status == 404);
+    CHECK(r.header("Content-Type") == "application/json");
+    CHECK(!r.header("Connection"));
     // Had the body not been consumed, its bytes would be parsed as a request.
     auto next = client.read_response();
     REQUIRE(next);
@@ -420,12 +402,10 @@ TEST_CASE("other methods on the identity document get 405 with Allow")
     ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
-    client.send("DELETE /.well-known/posta HTTP/1.1\r\nHost: arne.test\r\n\r\n");
-    auto r = client.read_response();
-    REQUIRE(r);
-    CHECK(r->status == 405);
-    CHECK(r->header("Allow") == "GET, HEAD, OPTIONS"); // OPTIONS: the CORS preflight
-    CHECK(error_body(*r)["error"] == "method_not_allowed");
+    auto r = client.exchange("DELETE /.well-known/posta HTTP/1.1\r\nHost: arne.test\r\n\r\n");
+    CHECK(r.status == 405);
+    CHECK(r.header("Allow") == "GET, HEAD, OPTIONS"); // OPTIONS: the CORS preflight
+    CHECK(error_body(r)["error"] == "method_not_allowed");
 }
 
 TEST_CASE("a request for another identity's host gets 421 and the connection closes")
@@ -435,12 +415,10 @@ TEST_CASE("a request for another identity's host gets 421 and the connection clo
     SUBCASE("first request")
     {
         auto client = worker.connect();
-        client.send("GET /.well-known/posta HTTP/1.1\r\nHost: marcus.test\r\n\r\n");
-        auto r = client.read_response();
-        REQUIRE(r);
-        CHECK(r->status == 421);
-        CHECK(r->header("Connection") == "close");
-        CHECK(error_body(*r)["error"] == "misdirected_request");
+        auto r = client.exchange("GET /.well-known/posta HTTP/1.1\r\nHost: marcus.test\r\n\r\n");
+        CHECK(r.status == 421);
+        CHECK(r.header("Connection") == "close");
+        CHECK(error_body(r)["error"] == "misdirected_request");
         CHECK(client.wait_closed());
     }
     SUBCASE("a later request on a keep-alive connection")
@@ -459,18 +437,14 @@ TEST_CASE("a request for another identity's host gets 421 and the connection clo
     SUBCASE("an absolute-form target names the host")
     {
         auto client = worker.connect();
-        client.send("GET http://marcus.test/.well-known/posta HTTP/1.1\r\nHost: arne.test\r\n\r\n");
-        auto r = client.read_response();
-        REQUIRE(r);
-        CHECK(r->status == 421);
+        auto r = client.exchange("GET http://marcus.test/.well-known/posta HTTP/1.1\r\nHost: arne.test\r\n\r\n");
+        CHECK(r.status == 421);
     }
     SUBCASE("the same host in another case, with a trailing dot and port, is this identity")
     {
         auto client = worker.connect();
-        client.send("GET /.well-known/posta HTTP/1.1\r\nHost: ARNE.Test.:9999\r\n\r\n");
-        auto r = client.read_response();
-        REQUIRE(r);
-        CHECK(r->status == 200);
+        auto r = client.exchange("GET /.well-known/posta HTTP/1.1\r\nHost: ARNE.Test.:9999\r\n\r\n");
+        CHECK(r.status == 200);
     }
 }
 
@@ -479,12 +453,10 @@ TEST_CASE("HTTP/1.1 without Host gets 400 and the connection closes")
     ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
-    client.send("GET /.well-known/posta HTTP/1.1\r\n\r\n");
-    auto r = client.read_response();
-    REQUIRE(r);
-    CHECK(r->status == 400);
-    CHECK(r->header("Connection") == "close");
-    CHECK(error_body(*r)["error"] == "bad_request");
+    auto r = client.exchange("GET /.well-known/posta HTTP/1.1\r\n\r\n");
+    CHECK(r.status == 400);
+    CHECK(r.header("Connection") == "close");
+    CHECK(error_body(r)["error"] == "bad_request");
     CHECK(client.wait_closed());
 }
 
@@ -493,10 +465,8 @@ TEST_CASE("a malformed request gets 400 and the connection closes")
     ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
-    client.send("GET /.well-known/posta HTTP/1.1\r\nHost: arne.test\r\nBad Header\r\n\r\n");
-    auto r = client.read_response();
-    REQUIRE(r);
-    CHECK(r->status == 400);
+    auto r = client.exchange("GET /.well-known/posta HTTP/1.1\r\nHost: arne.test\r\nBad Header\r\n\r\n");
+    CHECK(r.status == 400);
     CHECK(client.wait_closed());
 }
 
@@ -531,10 +501,8 @@ TEST_CASE("a body of exactly max_body_bytes is accepted")
     ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
-    client.send("POST /nope HTTP/1.1\r\nHost: arne.test\r\nContent-Length: 1024\r\n\r\n" + std::string(1024, 'x'));
-    auto r = client.read_response();
-    REQUIRE(r);
-    CHECK(r->status == 404);
+    auto r = client.exchange("POST /nope HTTP/1.1\r\nHost: arne.test\r\nContent-Length: 1024\r\n\r\n" + std::string(1024, 'x'));
+    CHECK(r.status == 404);
 }
 
 TEST_CASE("a head over max_head_bytes gets 431")
@@ -542,10 +510,8 @@ TEST_CASE("a head over max_head_bytes gets 431")
     ForkedWorker worker;
     REQUIRE(worker.wait_ready());
     auto client = worker.connect();
-    client.send("GET / HTTP/1.1\r\nHost: arne.test\r\nX-Big: " + std::string(5000, 'a') + "\r\n\r\n");
-    auto r = client.read_response();
-    REQUIRE(r);
-    CHECK(r->status == 431);
+    auto r = client.exchange("GET / HTTP/1.1\r\nHost: arne.test\r\nX-Big: " + std::string(5000, 'a') + "\r\n\r\n");
+    CHECK(r.status == 431);
     CHECK(client.wait_closed());
 }
 
@@ -556,21 +522,15 @@ TEST_CASE("Expect: 100-continue gets 100 Continue when the body is acceptable")
     auto client = worker.connect();
     SUBCASE("acceptable")
     {
-        client.send("POST /nope HTTP/1.1\r\nHost: arne.test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
-        auto interim = client.read_response();
-        REQUIRE(interim);
-        CHECK(interim->status == 100);
-        client.send("hello");
-        auto r = client.read_response();
-        REQUIRE(r);
-        CHECK(r->status == 404);
+        auto interim = client.exchange("POST /nope HTTP/1.1\r\nHost: arne.test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+        CHECK(interim.status == 100);
+        auto r = client.exchange("hello");
+        CHECK(r.status == 404);
     }
     SUBCASE("too large: 413 at once, no 100")
     {
-        client.send("POST /nope HTTP/1.1\r\nHost: arne.test\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n");
-        auto r = client.read_response();
-        REQUIRE(r);
-        CHECK(r->status == 413);
+        auto r = client.exchange("POST /nope HTTP/1.1\r\nHost: arne.test\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n");
+        CHECK(r.status == 413);
     }
 }
 
@@ -581,33 +541,25 @@ TEST_CASE("HTTP/1.0 closes after the answer unless keep-alive was asked")
     SUBCASE("plain HTTP/1.0, no Host needed")
     {
         auto client = worker.connect();
-        client.send("GET /.well-known/posta HTTP/1.0\r\n\r\n");
-        auto r = client.read_response();
-        REQUIRE(r);
-        CHECK(r->status == 200);
-        CHECK(r->header("Connection") == "close");
+        auto r = client.exchange("GET /.well-known/posta HTTP/1.0\r\n\r\n");
+        CHECK(r.status == 200);
+        CHECK(r.header("Connection") == "close");
         CHECK(client.wait_closed());
     }
     SUBCASE("HTTP/1.0 with Connection: keep-alive")
     {
         auto client = worker.connect();
         std::string request = "GET /.well-known/posta HTTP/1.0\r\nHost: arne.test\r\nConnection: keep-alive\r\n\r\n";
-        client.send(request);
-        auto first = client.read_response();
-        REQUIRE(first);
-        CHECK(first->header("Connection") == "keep-alive");
-        client.send(request);
-        auto second = client.read_response();
-        REQUIRE(second);
-        CHECK(second->status == 200);
+        auto first = client.exchange(request);
+        CHECK(first.header("Connection") == "keep-alive");
+        auto second = client.exchange(request);
+        CHECK(second.status == 200);
     }
     SUBCASE("HTTP/1.1 with Connection: close")
     {
         auto client = worker.connect();
-        client.send("GET /.well-known/posta HTTP/1.1\r\nHost: arne.test\r\nConnection: close\r\n\r\n");
-        auto r = client.read_response();
-        REQUIRE(r);
-        CHECK(r->header("Connection") == "close");
+        auto r = client.exchange("GET /.well-known/posta HTTP/1.1\r\nHost: arne.test\r\nConnection: close\r\n\r\n");
+        CHECK(r.header("Connection") == "close");
         CHECK(client.wait_closed());
     }
 }
@@ -647,11 +599,9 @@ TEST_CASE("SIGTERM lets a request under way finish, with Connection: close, then
     worker.signal(SIGTERM);
     REQUIRE(worker.wait_log("stopping (SIGTERM)"));
     CHECK(!worker.wait_exit(0s));
-    client.send("world");
-    auto r = client.read_response();
-    REQUIRE(r);
-    CHECK(r->status == 404);
-    CHECK(r->header("Connection") == "close");
+    auto r = client.exchange("world");
+    CHECK(r.status == 404);
+    CHECK(r.header("Connection") == "close");
     CHECK(client.wait_closed());
     CHECK(worker.wait_exit() == 0);
 }
@@ -662,10 +612,8 @@ TEST_CASE("a worker ignores SIGHUP")
     REQUIRE(worker.wait_ready());
     worker.signal(SIGHUP);
     auto client = worker.connect();
-    client.send(doc_get);
-    auto r = client.read_response();
-    REQUIRE(r);
-    CHECK(r->status == 200);
+    auto r = client.exchange(doc_get);
+    CHECK(r.status == 200);
     CHECK(!worker.wait_exit(0s));
 }
 
