@@ -304,6 +304,45 @@ class Daemon:
             return read_until_close(s)
 
 
+class OwnerApi:
+    """An identity's owner API, called with its Bearer token. `connect()`
+    opens each call's HTTP connection: to the daemon itself (then `host` is
+    sent as Host) or through a front (then the connection names the host).
+    A call that is not answered 200 or 202 fails the test."""
+
+    def __init__(self, token, connect, host=None):
+        self.token, self.connect, self.host = token, connect, host
+
+    def call(self, method, path, body=None):
+        conn = self.connect()
+        try:
+            headers = {"Authorization": f"Bearer {self.token}"}
+            if self.host is not None:
+                headers["Host"] = self.host
+            data = None
+            if body is not None:
+                data = json.dumps(body).encode()
+                headers["Content-Type"] = "application/json"
+            conn.request(method, path, body=data, headers=headers)
+            r = conn.getresponse()
+            answer = r.read()
+            assert r.status in (200, 202), (method, path, r.status, answer)
+            return json.loads(answer)
+        finally:
+            conn.close()
+
+    def send(self, to, subject, body):
+        """Sends a text/plain message; its id."""
+        return self.call("POST", "/api/messages", {"to": to, "subject": subject, "body": body,
+                                                   "content_type": "text/plain"})["id"]
+
+    def deliveries_of(self, message_id):
+        return [x for x in self.call("GET", "/api/deliveries")["deliveries"] if x["message_id"] == message_id]
+
+    def inbox(self):
+        return self.call("GET", "/api/messages?box=inbox")["messages"]
+
+
 def wait_listening(proc, ports, name, output):
     """Polls until `proc` (called `name`) accepts connections on each of
     `ports` of 127.0.0.1; fails at once with its `output()` if it exits."""
@@ -377,25 +416,31 @@ def read_until_close(sock):
     return b"".join(chunks)
 
 
-def server_side_unread(sock, port):
-    """Bytes the server's end of `sock` (a connection to 127.0.0.1:`port`) has
-    received but nobody read yet, from /proc/net/tcp; None while the kernel
-    shows no such socket."""
-    client_port = sock.getsockname()[1]
+def server_side_unread(port):
+    """For each connection to 127.0.0.1:`port`, by the client's port: the
+    bytes its server end has received but nobody read yet, from
+    /proc/net/tcp (a connection the kernel does not show is missing)."""
+    unread = {}
     with open("/proc/net/tcp") as f:
         next(f)
         for line in f:
             fields = line.split()
             local, remote = fields[1], fields[2]
-            if int(local.split(":")[1], 16) == port and int(remote.split(":")[1], 16) == client_port:
-                return int(fields[4].split(":")[1], 16)
-    return None
+            if int(local.split(":")[1], 16) == port:
+                unread[int(remote.split(":")[1], 16)] = int(fields[4].split(":")[1], 16)
+    return unread
 
 
-def wait_read_by_server(sock, port, what="the server to read what was sent"):
-    """Polls until the server has read everything sent on `sock` so far: the
-    way to make a head arrive in pieces without sleeping."""
-    wait_for(lambda: server_side_unread(sock, port) == 0, what=what)
+def wait_read_by_server(socks, port, what="the server to read what was sent"):
+    """Polls until the server has read everything sent so far on `socks` (one
+    socket or several): the way to make a head arrive in pieces without
+    sleeping."""
+    client_ports = [s.getsockname()[1] for s in ([socks] if isinstance(socks, socket.socket) else socks)]
+
+    def all_read():
+        unread = server_side_unread(port)
+        return all(unread.get(p) == 0 for p in client_ports)
+    wait_for(all_read, what=what)
 
 
 def status_of(raw_response):

@@ -27,41 +27,24 @@ import socket
 import subprocess
 import tempfile
 
-from posta import BINARY, Daemon, Haproxy, free_port, loopback_names, test, main, wait_for
+from posta import BINARY, Daemon, Haproxy, OwnerApi, free_port, loopback_names, test, main, wait_for
 
 FAST = {"delivery_retry_base": "200ms", "delivery_retry_max": "1s"}
 
 
-class Api:
+class Api(OwnerApi):
     """The owner API of `ident` on daemon `d` itself (not through the
     front), with a token minted by that daemon's worker."""
 
     def __init__(self, d, ident):
-        self.d, self.host = d, ident["url"].split("://", 1)[1]
-        self.token = d.token(ident["slug"])
-
-    def call(self, method, path, body=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=10)
-        try:
-            headers = {"Host": self.host, "Authorization": f"Bearer {self.token}"}
-            data = None
-            if body is not None:
-                data = json.dumps(body).encode()
-                headers["Content-Type"] = "application/json"
-            conn.request(method, path, body=data, headers=headers)
-            r = conn.getresponse()
-            answer = r.read()
-            assert r.status in (200, 202), (method, path, r.status, answer)
-            return json.loads(answer)
-        finally:
-            conn.close()
+        super().__init__(d.token(ident["slug"]), lambda: http.client.HTTPConnection("127.0.0.1", d.port, timeout=10),
+                         host=ident["url"].split("://", 1)[1])
 
     def send(self, to, subject):
-        return self.call("POST", "/api/messages", {"to": to, "subject": subject, "body": "moving",
-                                                   "content_type": "text/plain"})["id"]
+        return super().send(to, subject, "moving")
 
     def delivery(self, message_id):
-        found = [x for x in self.call("GET", "/api/deliveries")["deliveries"] if x["message_id"] == message_id]
+        found = self.deliveries_of(message_id)
         assert len(found) == 1, found
         return found[0]
 
@@ -70,7 +53,7 @@ class Api:
                         what=f"{self.host}'s delivery {message_id} {what}")
 
     def inbox(self):
-        return {m["id"]: m for m in self.call("GET", "/api/messages?box=inbox")["messages"]}
+        return {m["id"]: m for m in super().inbox()}
 
 
 def front(directory, port, a_port, b_port):

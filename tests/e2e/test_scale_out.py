@@ -9,12 +9,11 @@ to check the signature.
 
 The names are loopback only: a.local and b.local in /etc/hosts."""
 import http.client
-import json
 import os
 import re
 import ssl
 
-from posta import Daemon, Haproxy, free_port, loopback_names, test, main, wait_for
+from posta import Daemon, Haproxy, OwnerApi, free_port, loopback_names, test, main, wait_for
 from tls_setup import Pki, start
 
 FAST = {"delivery_retry_base": "200ms", "delivery_retry_max": "1s"}
@@ -38,42 +37,23 @@ backend shard_b
 """, port)
 
 
-class Api:
+class Api(OwnerApi):
     """The owner API of the identity at `host`, over TLS through the front."""
 
     def __init__(self, daemon, pki, host, port):
-        self.token = daemon.token(host.split(".")[0])
-        self.host, self.port = host, port
-        self.context = ssl.create_default_context(cafile=pki.ca)
-
-    def call(self, method, path, body=None):
-        conn = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=10)
-        try:
-            headers = {"Authorization": f"Bearer {self.token}"}
-            data = None
-            if body is not None:
-                data = json.dumps(body).encode()
-                headers["Content-Type"] = "application/json"
-            conn.request(method, path, body=data, headers=headers)
-            r = conn.getresponse()
-            answer = r.read()
-            assert r.status in (200, 202), (method, path, r.status, answer)
-            return json.loads(answer)
-        finally:
-            conn.close()
+        context = ssl.create_default_context(cafile=pki.ca)
+        super().__init__(daemon.token(host.split(".")[0]),
+                         lambda: http.client.HTTPSConnection(host, port, context=context, timeout=10))
+        self.name = host
 
     def send(self, to, subject):
-        return self.call("POST", "/api/messages", {"to": to, "subject": subject, "body": "via haproxy",
-                                                   "content_type": "text/plain"})["id"]
+        return super().send(to, subject, "via haproxy")
 
     def delivered(self, message_id):
         def check():
-            found = [x for x in self.call("GET", "/api/deliveries")["deliveries"] if x["message_id"] == message_id]
+            found = self.deliveries_of(message_id)
             return found[0] if found and found[0]["state"] == "delivered" else None
-        return wait_for(check, timeout=30, what=f"{self.host}'s delivery {message_id}")
-
-    def inbox(self):
-        return self.call("GET", "/api/messages?box=inbox")["messages"]
+        return wait_for(check, timeout=30, what=f"{self.name}'s delivery {message_id}")
 
 
 @test
