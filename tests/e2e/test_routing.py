@@ -3,7 +3,7 @@ import os
 import socket
 import time
 
-from posta import Daemon, read_until_close, status_of, test, main, wait_for
+from posta import Daemon, read_until_close, status_of, test, main, wait_for, wait_read_by_server
 
 ARNE = {"slug": "arne", "url": "http://arne.local:8080", "name": "Arne"}
 MARCUS = {"slug": "marcus", "url": "http://marcus.local:8080", "name": "Marcus"}
@@ -84,9 +84,8 @@ def a_head_over_max_head_bytes_is_431():
         # The bound also holds when the head arrives in pieces.
         with d.connect() as s:
             s.sendall(head[:1000])
-            # Not a synchronisation: the pause puts the pieces in separate
-            # TCP segments, so that the supervisor reads the first alone.
-            time.sleep(0.05)
+            # The supervisor reads the first piece alone before the second is sent.
+            wait_read_by_server(s, d.port, what="the supervisor to read the first piece")
             s.sendall(head[1000:])
             assert status_of(read_until_close(s)) == 431
 

@@ -4,7 +4,7 @@ import resource
 import socket
 import time
 
-from posta import Daemon, cpu_ticks, read_until_close, status_of, test, main
+from posta import Daemon, cpu_ticks, read_until_close, status_of, test, main, wait_read_by_server
 
 ARNE = {"slug": "arne", "url": "http://arne.local:8080", "name": "Arne"}
 CLIENTS = 1000
@@ -47,11 +47,15 @@ def a_thousand_trickling_clients_use_no_supervisor_cpu():
             assert served > 20, served
             assert idle_ticks <= 10 + served // 50, (idle_ticks, served)
 
-            # One more byte from each: a wake-up each, no spinning.
+            # One more byte from each: a wake-up each, no spinning, over the
+            # half second after the bytes were sent (the window under test),
+            # and not before the supervisor has read all of them.
             ticks = cpu_ticks(d.proc.pid)
+            window = time.monotonic() + 0.5
             for s in clients:
                 s.sendall(HEAD[20:21])
-            time.sleep(0.5)
+            wait_read_by_server(clients, d.port, what="the supervisor to read each client's byte")
+            time.sleep(max(0.0, window - time.monotonic()))
             assert cpu_ticks(d.proc.pid) - ticks <= 25, "a trickle round cost too much"
 
             # Then the rest: every one of them is routed with its prefix.

@@ -7,6 +7,7 @@ Posta-Signature in a trailer is honoured); and megabytes of chunk extensions
 are refused as they arrive."""
 import resource
 import re
+import select
 import socket
 import time
 
@@ -182,7 +183,7 @@ def four_mib_of_chunk_extensions_get_413_as_they_arrive():
             try:
                 sent += s.send(piece)
             except BlockingIOError:
-                time.sleep(0.01)
+                select.select([s], [s], [], 1.0)  # until it can read an answer or send more
             except (BrokenPipeError, ConnectionResetError):
                 break
         s.setblocking(True)
