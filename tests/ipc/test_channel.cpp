@@ -13,6 +13,7 @@
 #include <string>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <utility>
 
 using namespace posta;
 
@@ -67,6 +68,14 @@ std::string policy_frame(Channel& channel)
 void send_raw(int fd, std::string const& bytes)
 {
     REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
+}
+
+// Both ends of a connected AF_UNIX stream: an fd to pass, and its peer.
+std::pair<UniqueFd, UniqueFd> stream_pair()
+{
+    int pair[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+    return { UniqueFd(pair[0]), UniqueFd(pair[1]) };
 }
 
 sockaddr_in loopback(uint16_t port)
@@ -173,10 +182,7 @@ TEST_CASE("a prefix larger than the channel carries is refused by the sender")
     Channel channel;
     std::string big(max_channel_prefix + 1, 'x');
     CHECK_FALSE(send_policy(channel.supervisor.get(), big));
-    int pair[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
-    UniqueFd a(pair[0]);
-    UniqueFd b(pair[1]);
+    auto [a, b] = stream_pair();
     CHECK_FALSE(send_connection(channel.supervisor.get(), a.get(), nullptr, 0, big, ConnectionKind::Plain));
     auto nothing = receive_message(channel.worker.get());
     REQUIRE(nothing);
@@ -210,10 +216,7 @@ TEST_CASE("a frame larger than any message is an error, not cut short")
 TEST_CASE("a connection frame without its fd is an error")
 {
     Channel channel;
-    int pair[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
-    UniqueFd a(pair[0]);
-    UniqueFd b(pair[1]);
+    auto [a, b] = stream_pair();
     REQUIRE(send_connection(channel.supervisor.get(), a.get(), nullptr, 0, "GET", ConnectionKind::Plain));
     std::string frame = raw_datagram(channel.worker.get());
     send_raw(channel.supervisor.get(), frame);
@@ -223,10 +226,7 @@ TEST_CASE("a connection frame without its fd is an error")
 TEST_CASE("a fork request passes the new worker's channel end, owned by the receiver, and its slug")
 {
     Channel channel;
-    int pair[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
-    UniqueFd a(pair[0]);
-    UniqueFd b(pair[1]);
+    auto [a, b] = stream_pair();
     REQUIRE(send_fork(channel.supervisor.get(), a.get(), "arne"));
     a.reset();
     auto fork = receive(channel.worker.get());

@@ -205,6 +205,27 @@ private:
     bool m_reaped = false;
 };
 
+// Where most tests start: a worker that said ready, and one connection
+// passed to it.
+class ReadyWorker {
+public:
+    ReadyWorker()
+        : client(ready_connection(worker))
+    {
+    }
+
+protected:
+    ForkedWorker worker;
+    HttpClient client;
+
+private:
+    static HttpClient ready_connection(ForkedWorker& forked)
+    {
+        REQUIRE(forked.wait_ready());
+        return forked.connect();
+    }
+};
+
 nlohmann::json error_body(HttpResponse const& r)
 {
     auto body = nlohmann::json::parse(r.body, nullptr, false);
@@ -346,11 +367,8 @@ TEST_CASE("bytes the supervisor already read are parsed before the socket")
     }
 }
 
-TEST_CASE("HEAD gets GET's headers and Content-Length and no body")
+TEST_CASE_FIXTURE(ReadyWorker, "HEAD gets GET's headers and Content-Length and no body")
 {
-    ForkedWorker worker;
-    REQUIRE(worker.wait_ready());
-    auto client = worker.connect();
     auto head = client.exchange("HEAD /.well-known/posta HTTP/1.1\r\nHost: arne.test\r\n\r\n", true);
     // The next response must start right after HEAD's headers.
     auto get = client.exchange(doc_get);
@@ -362,11 +380,8 @@ TEST_CASE("HEAD gets GET's headers and Content-Length and no body")
     CHECK(client.extra().empty());
 }
 
-TEST_CASE("pipelined requests in one write are answered in order")
+TEST_CASE_FIXTURE(ReadyWorker, "pipelined requests in one write are answered in order")
 {
-    ForkedWorker worker;
-    REQUIRE(worker.wait_ready());
-    auto client = worker.connect();
     client.send(doc_get + "GET /nope HTTP/1.1\r\nHost: arne.test\r\n\r\n" + doc_get);
     auto first = client.read_response();
     auto second = client.read_response();
@@ -380,11 +395,8 @@ TEST_CASE("pipelined requests in one write are answered in order")
     CHECK(third->status == 200);
 }
 
-TEST_CASE("a chunked POST to an unknown path gets 404 after its body is consumed")
+TEST_CASE_FIXTURE(ReadyWorker, "a chunked POST to an unknown path gets 404 after its body is consumed")
 {
-    ForkedWorker worker;
-    REQUIRE(worker.wait_ready());
-    auto client = worker.connect();
     auto r = client.exchange("POST /nope HTTP/1.1\r\nHost: arne.test\r\nTransfer-Encoding: chunked\r\n\r\n"
                 "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
         + doc_get);
@@ -397,11 +409,8 @@ TEST_CASE("a chunked POST to an unknown path gets 404 after its body is consumed
     CHECK(next->status == 200);
 }
 
-TEST_CASE("other methods on the identity document get 405 with Allow")
+TEST_CASE_FIXTURE(ReadyWorker, "other methods on the identity document get 405 with Allow")
 {
-    ForkedWorker worker;
-    REQUIRE(worker.wait_ready());
-    auto client = worker.connect();
     auto r = client.exchange("DELETE /.well-known/posta HTTP/1.1\r\nHost: arne.test\r\n\r\n");
     CHECK(r.status == 405);
     CHECK(r.header("Allow") == "GET, HEAD, OPTIONS"); // OPTIONS: the CORS preflight
@@ -448,11 +457,8 @@ TEST_CASE("a request for another identity's host gets 421 and the connection clo
     }
 }
 
-TEST_CASE("HTTP/1.1 without Host gets 400 and the connection closes")
+TEST_CASE_FIXTURE(ReadyWorker, "HTTP/1.1 without Host gets 400 and the connection closes")
 {
-    ForkedWorker worker;
-    REQUIRE(worker.wait_ready());
-    auto client = worker.connect();
     auto r = client.exchange("GET /.well-known/posta HTTP/1.1\r\n\r\n");
     CHECK(r.status == 400);
     CHECK(r.header("Connection") == "close");
@@ -460,21 +466,15 @@ TEST_CASE("HTTP/1.1 without Host gets 400 and the connection closes")
     CHECK(client.wait_closed());
 }
 
-TEST_CASE("a malformed request gets 400 and the connection closes")
+TEST_CASE_FIXTURE(ReadyWorker, "a malformed request gets 400 and the connection closes")
 {
-    ForkedWorker worker;
-    REQUIRE(worker.wait_ready());
-    auto client = worker.connect();
     auto r = client.exchange("GET /.well-known/posta HTTP/1.1\r\nHost: arne.test\r\nBad Header\r\n\r\n");
     CHECK(r.status == 400);
     CHECK(client.wait_closed());
 }
 
-TEST_CASE("a body over max_body_bytes gets 413, never a truncated request")
+TEST_CASE_FIXTURE(ReadyWorker, "a body over max_body_bytes gets 413, never a truncated request")
 {
-    ForkedWorker worker;
-    REQUIRE(worker.wait_ready());
-    auto client = worker.connect();
     SUBCASE("Content-Length refused before the body is sent")
     {
         client.send("POST /inbox HTTP/1.1\r\nHost: arne.test\r\nContent-Length: 1025\r\n\r\n");
@@ -496,30 +496,21 @@ TEST_CASE("a body over max_body_bytes gets 413, never a truncated request")
     CHECK(client.wait_closed());
 }
 
-TEST_CASE("a body of exactly max_body_bytes is accepted")
+TEST_CASE_FIXTURE(ReadyWorker, "a body of exactly max_body_bytes is accepted")
 {
-    ForkedWorker worker;
-    REQUIRE(worker.wait_ready());
-    auto client = worker.connect();
     auto r = client.exchange("POST /nope HTTP/1.1\r\nHost: arne.test\r\nContent-Length: 1024\r\n\r\n" + std::string(1024, 'x'));
     CHECK(r.status == 404);
 }
 
-TEST_CASE("a head over max_head_bytes gets 431")
+TEST_CASE_FIXTURE(ReadyWorker, "a head over max_head_bytes gets 431")
 {
-    ForkedWorker worker;
-    REQUIRE(worker.wait_ready());
-    auto client = worker.connect();
     auto r = client.exchange("GET / HTTP/1.1\r\nHost: arne.test\r\nX-Big: " + std::string(5000, 'a') + "\r\n\r\n");
     CHECK(r.status == 431);
     CHECK(client.wait_closed());
 }
 
-TEST_CASE("Expect: 100-continue gets 100 Continue when the body is acceptable")
+TEST_CASE_FIXTURE(ReadyWorker, "Expect: 100-continue gets 100 Continue when the body is acceptable")
 {
-    ForkedWorker worker;
-    REQUIRE(worker.wait_ready());
-    auto client = worker.connect();
     SUBCASE("acceptable")
     {
         auto interim = client.exchange("POST /nope HTTP/1.1\r\nHost: arne.test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
@@ -576,11 +567,8 @@ TEST_CASE("a head that does not complete within head_timeout gets 408")
     CHECK(client.wait_closed());
 }
 
-TEST_CASE("closing the channel stops the worker: idle connections close and it exits 0")
+TEST_CASE_FIXTURE(ReadyWorker, "closing the channel stops the worker: idle connections close and it exits 0")
 {
-    ForkedWorker worker;
-    REQUIRE(worker.wait_ready());
-    auto client = worker.connect();
     client.send(doc_get);
     REQUIRE(client.read_response());
     worker.close_channel();
@@ -589,11 +577,8 @@ TEST_CASE("closing the channel stops the worker: idle connections close and it e
     CHECK(worker.log().find("stopping") != std::string::npos);
 }
 
-TEST_CASE("SIGTERM lets a request under way finish, with Connection: close, then exits 0")
+TEST_CASE_FIXTURE(ReadyWorker, "SIGTERM lets a request under way finish, with Connection: close, then exits 0")
 {
-    ForkedWorker worker;
-    REQUIRE(worker.wait_ready());
-    auto client = worker.connect();
     client.send("POST /nope HTTP/1.1\r\nHost: arne.test\r\nContent-Length: 10\r\n\r\nhello");
     REQUIRE(worker.wait_log("connection received"));
     worker.signal(SIGTERM);
@@ -655,11 +640,8 @@ TEST_CASE("a malformed channel message makes the worker exit 4")
     CHECK(worker.wait_exit() == 4);
 }
 
-TEST_CASE("a second SIGTERM closes the connections still under way at once")
+TEST_CASE_FIXTURE(ReadyWorker, "a second SIGTERM closes the connections still under way at once")
 {
-    ForkedWorker worker;
-    REQUIRE(worker.wait_ready());
-    auto client = worker.connect();
     client.send("POST /nope HTTP/1.1\r\nHost: arne.test\r\nContent-Length: 10\r\n\r\nhello");
     REQUIRE(worker.wait_log("connection received"));
     worker.signal(SIGTERM);
