@@ -7,7 +7,6 @@ Standard library plus libsodium only.
 import base64
 import ctypes
 import datetime
-import http.client
 import http.server
 import json
 import os
@@ -16,7 +15,7 @@ import threading
 import time
 import urllib.parse
 
-from posta import Response
+from posta import http_request
 
 _sodium = ctypes.CDLL("libsodium.so.23")
 if _sodium.sodium_init() < 0:
@@ -224,18 +223,7 @@ class Peer:
         elif signature is not None:
             all_headers["Posta-Signature"] = signature
         all_headers.update(headers or {})
-        conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=timeout,
-                                          source_address=(source, 0) if source else None)
-        try:
-            conn.putrequest("POST", "/inbox", skip_host=True, skip_accept_encoding=True)
-            for name, value in all_headers.items():
-                conn.putheader(name, value)
-            conn.endheaders(body)
-            resp = conn.getresponse()
-            data = resp.read()
-            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-        finally:
-            conn.close()
+        return http_request(daemon.port, "POST", "/inbox", list(all_headers.items()), body, timeout, source)
 
     def deliver(self, daemon, to, **fields):
         """Builds, signs and sends one envelope to `to`; returns (envelope, reply)."""

@@ -106,6 +106,24 @@ class Response:
         return f"<Response {self.status} {self.headers} {self.body[:200]!r}>"
 
 
+def http_request(port, method, path, fields, body=None, timeout=5.0, source=None):
+    """One request to 127.0.0.1:`port` with exactly the header `fields`
+    given ((name, value) pairs, in order: no Host or Content-Length is
+    added), from the local address `source` when given."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in fields:
+            conn.putheader(name, value)
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        data = resp.read()
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+    finally:
+        conn.close()
+
+
 class Daemon:
     """One `posta-server serve` process and its files. Use as a context manager."""
 
@@ -281,21 +299,11 @@ class Daemon:
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
 
     def request(self, host, method="GET", path="/.well-known/posta", headers=None, body=None, timeout=5.0):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-            if host is not None:
-                conn.putheader("Host", host)
-            for name, value in (headers or {}).items():
-                conn.putheader(name, value)
-            if body is not None:
-                conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders(body)
-            resp = conn.getresponse()
-            data = resp.read()
-            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-        finally:
-            conn.close()
+        fields = [("Host", host)] if host is not None else []
+        fields += list((headers or {}).items())
+        if body is not None:
+            fields.append(("Content-Length", str(len(body))))
+        return http_request(self.port, method, path, fields, body, timeout)
 
     def raw(self, data, timeout=5.0):
         """Sends raw bytes, reads until the server closes; returns the bytes."""

@@ -46,6 +46,14 @@ def settled(daemon, host, token, state):
     return check
 
 
+def with_last_error(daemon, host, token):
+    """The single delivery once its last attempt failed with an error."""
+    def check():
+        found = deliveries(daemon, host, token)
+        return found if found and found[0]["last_error"] else None
+    return check
+
+
 def send(daemon, host, token, to, subject="hello"):
     reply = api(daemon, host, token, "POST", "/api/messages",
                 {"to": to, "subject": subject, "body": "hi there", "content_type": "text/plain"})
@@ -231,10 +239,7 @@ def a_recipient_document_whose_inbox_points_elsewhere_fails_the_attempt_without_
         token = d.token("arne")
         send(d, "arne.local", token, peer.url)
 
-        def with_error():
-            found = deliveries(d, "arne.local", token)
-            return found if found and found[0]["last_error"] else None
-        found = wait_for(with_error, what="a last_error")
+        found = wait_for(with_last_error(d, "arne.local", token), what="a last_error")
         error = found[0]["last_error"]
         assert found[0]["state"] != "delivered" and found[0]["last_status"] is None, found
         assert f'"inbox" is "{elsewhere.url}/inbox", not its url + "/inbox"' in error, error
@@ -249,10 +254,7 @@ def a_recipient_refused_by_the_outbound_policy_is_a_failed_attempt_with_a_clear_
         start = len(d.log())
         send(d, "arne.local", token, peer.url)
 
-        def with_error():
-            found = deliveries(d, "arne.local", token)
-            return found if found and found[0]["last_error"] else None
-        found = wait_for(with_error, what="a last_error")
+        found = wait_for(with_last_error(d, "arne.local", token), what="a last_error")
         error = found[0]["last_error"]
         assert "refused by outbound policy: 127.0.0.1 is loopback; see outbound_allow" in error, error
         assert peer.document_gets == 0 and peer.deliveries == []
