@@ -39,7 +39,9 @@ std::optional<Rejection> check_head(Request& request, BodyFraming const& framing
     if (!authority) {
         if (request.http_minor >= 1)
             return bad_request("HTTP/1.1 requests need a Host header");
-    } else {
+    } else if (rules.host_key.empty() || *authority != rules.host_key) {
+        // (A Host that is this identity's key byte for byte, as most are, is
+        // one already: a key reduces to itself.)
         auto key = host_key_from_header(*authority);
         if (!key)
             return bad_request("the Host header is not a valid host[:port]");

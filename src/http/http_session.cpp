@@ -411,7 +411,8 @@ void HttpSession::on_head_complete()
     m_head_request = request.is_head();
     m_keep_alive = request.keep_alive;
     m_http_minor = request.http_minor;
-    m_log_line = request.method + " " + request.target;
+    // Assigned piecewise, so that its buffer serves every request.
+    m_log_line.assign(request.method).append(1, ' ').append(request.target);
 
     BodyFraming const& framing = m_parser.framing();
     if (auto rejection = check_head(request, framing, HeadRules { m_context.host_key, m_context.max_body_bytes })) {

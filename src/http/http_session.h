@@ -107,6 +107,7 @@ private:
     ~HttpSession() override = default;
 
     void send_response(Response) override;
+    void send_prepared(PreparedResponse const&) override;
     std::shared_ptr<ResponseStream> start_stream(Response head) override;
     void stream_write(std::string bytes) override;
     size_t stream_queued_bytes() const override;
@@ -124,7 +125,11 @@ private:
     void dispatch();
     void begin_next_request();
     void reject(Rejection const&);
-    void write_response(Response, ResponseFraming::Body, bool keep_alive);
+    template <typename Serialize>
+    void answer(int status, Serialize const&);
+    void write_response(Response const&, ResponseFraming::Body, bool keep_alive);
+    void write_answer(int status, std::string bytes);
+    ResponseFraming framing(ResponseFraming::Body, bool keep_alive) const;
     void detach_stream();
     void watch_stream_progress();
     void queue_write(std::string bytes);

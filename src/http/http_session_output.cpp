@@ -34,7 +34,9 @@ void HttpSession::refuse(UniqueFd fd, std::string_view peer, Rejection const& re
     [[maybe_unused]] ssize_t sent = ::send(fd.get(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-void HttpSession::send_response(Response response)
+// Both kinds of answer: `serialize(framing)` gives the bytes.
+template <typename Serialize>
+void HttpSession::answer(int status, Serialize const& serialize)
 {
     // Only the current request's slot is attached, and only while Handling.
     if (m_phase != Phase::Handling)
@@ -42,8 +44,8 @@ void HttpSession::send_response(Response response)
     m_slot.reset();
     ++m_requests;
     bool keep_alive = m_keep_alive && !m_stopping;
-    log::debug("%s: %s -> %d", m_peer.c_str(), m_log_line.c_str(), response.status);
-    write_response(std::move(response), ResponseFraming::Body::ContentLength, keep_alive);
+    log::debug("%s: %s -> %d", m_peer.c_str(), m_log_line.c_str(), status);
+    write_answer(status, serialize(framing(ResponseFraming::Body::ContentLength, keep_alive)));
     if (m_phase == Phase::Closed)
         return;
     if (!keep_alive) {
@@ -60,6 +62,17 @@ void HttpSession::send_response(Response response)
         m_phase = Phase::Responded;
     else
         enter(Phase::Responded);
+}
+
+void HttpSession::send_response(Response response)
+{
+    answer(response.status,
+        [&](ResponseFraming const& framing) { return serialize_response(response, framing, m_peer); });
+}
+
+void HttpSession::send_prepared(PreparedResponse const& response)
+{
+    answer(response.response().status, [&](ResponseFraming const& framing) { return response.serialize(framing); });
 }
 
 void HttpSession::reject(Rejection const& rejection)
@@ -84,7 +97,7 @@ std::shared_ptr<ResponseStream> HttpSession::start_stream(Response head)
     // What the client pipelined behind this request is never answered.
     m_input.clear();
     m_input_pos = 0;
-    write_response(std::move(head), ResponseFraming::Body::UntilClose, false);
+    write_response(head, ResponseFraming::Body::UntilClose, false);
     if (m_phase == Phase::Closed)
         return stream; // the head failed to go out; the owner hears of the close
     enter(Phase::Streaming);
@@ -137,12 +150,21 @@ void HttpSession::watch_stream_progress()
         uv_timer_start(&m_timer, timer_cb, stream_stall_timeout_ms, 0);
 }
 
-void HttpSession::write_response(Response response, ResponseFraming::Body body, bool keep_alive)
+ResponseFraming HttpSession::framing(ResponseFraming::Body body, bool keep_alive) const
 {
-    ResponseFraming framing { body, keep_alive, m_http_minor, m_head_request };
-    if (response.status >= 100 && response.status < 600)
-        ++m_context.responses_by_class[static_cast<size_t>(response.status / 100 - 1)];
-    queue_write(serialize_response(response, framing, m_peer));
+    return ResponseFraming { body, keep_alive, m_http_minor, m_head_request };
+}
+
+void HttpSession::write_response(Response const& response, ResponseFraming::Body body, bool keep_alive)
+{
+    write_answer(response.status, serialize_response(response, framing(body, keep_alive), m_peer));
+}
+
+void HttpSession::write_answer(int status, std::string bytes)
+{
+    if (status >= 100 && status < 600)
+        ++m_context.responses_by_class[static_cast<size_t>(status / 100 - 1)];
+    queue_write(std::move(bytes));
 }
 
 void HttpSession::queue_write(std::string bytes)

@@ -1,6 +1,7 @@
 #include "responder.h"
 
 #include "common/log.h"
+#include "http/response_serializer.h"
 
 #include <utility>
 
@@ -11,6 +12,11 @@ std::shared_ptr<ResponseStream> ResponseSink::start_stream(Response)
     log::error("a handler answered with a stream where streams are not supported; sending 500");
     send_response(Response::error(500, "internal_error", "the server failed to answer this request"));
     return nullptr;
+}
+
+void ResponseSink::send_prepared(PreparedResponse const& response)
+{
+    send_response(response.response());
 }
 
 ResponseStream::~ResponseStream()
@@ -69,6 +75,12 @@ void ResponseSlot::respond(Response response)
 {
     if (ResponseSink* sink = std::exchange(m_sink, nullptr))
         sink->send_response(std::move(response));
+}
+
+void ResponseSlot::respond(PreparedResponse const& response)
+{
+    if (ResponseSink* sink = std::exchange(m_sink, nullptr))
+        sink->send_prepared(response);
 }
 
 std::shared_ptr<ResponseStream> ResponseSlot::start_stream(Response head)

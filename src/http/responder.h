@@ -17,6 +17,7 @@
 
 namespace posta {
 
+class PreparedResponse;
 class ResponseStream;
 
 // What a Responder answers into: the HttpSession that read the request, or a
@@ -27,6 +28,9 @@ public:
     // Called at most once per ResponseSlot (this or start_stream), on the
     // loop's thread.
     virtual void send_response(Response) = 0;
+    // The same, for an answer laid out once (response_serializer.h). This
+    // default sends a copy of its Response.
+    virtual void send_prepared(PreparedResponse const&);
     // Sends `head` and hands the connection to the returned stream. A sink
     // that cannot stream (this default) answers 500 and returns nullptr.
     virtual std::shared_ptr<ResponseStream> start_stream(Response head);
@@ -119,6 +123,7 @@ public:
 
     // Hands `response` to the sink unless it was answered or detached.
     void respond(Response response);
+    void respond(PreparedResponse const& response);
     // Starts a stream unless answered or detached (then nullptr).
     std::shared_ptr<ResponseStream> start_stream(Response head);
     bool pending() const { return m_sink != nullptr; }
@@ -142,6 +147,8 @@ public:
     // or its connection has closed (a handler that fetched something for a
     // client that left simply drops its answer).
     void respond(Response response) const { m_slot->respond(std::move(response)); }
+    // The same for an answer that never changes: nothing of it is copied.
+    void respond(PreparedResponse const& response) const { m_slot->respond(response); }
     // Answers with a stream: `head` (status and headers; its body, if any,
     // is the stream's first bytes) goes out at once, the rest through the
     // returned stream. nullptr when this request was answered already or its

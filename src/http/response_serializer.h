@@ -1,7 +1,8 @@
 // serialize_response: a Response as the bytes of an HTTP/1.1 answer, with
 // the framing (Content-Length, Connection) that only the server decides.
 // Pure but for the clock (Date) and one log line for a handler's bad header;
-// HttpSession writes what it returns.
+// HttpSession writes what it returns. PreparedResponse: the same bytes for an
+// answer that never changes, checked and laid out once.
 #pragma once
 
 #include "http/http_message.h"
@@ -27,5 +28,23 @@ struct ResponseFraming {
 // and without any with a line break in them (logged with `peer`: a handler
 // bug must not let a value forge headers), our framing, and the body.
 std::string serialize_response(Response const& response, ResponseFraming const& framing, std::string_view peer);
+
+// An answer that is the same for every request, such as the identity
+// document: its status line and headers are checked and laid out once, when
+// it is made, and each request adds only Date and its framing. serialize()
+// returns exactly what serialize_response() would for response().
+class PreparedResponse {
+public:
+    explicit PreparedResponse(Response response);
+
+    Response const& response() const { return m_response; }
+    std::string serialize(ResponseFraming const& framing) const;
+
+private:
+    Response m_response;
+    std::string m_status_line; // "HTTP/1.1 200 OK\r\n"
+    std::string m_fields;      // the handler's header lines, checked
+    bool m_has_date = false;
+};
 
 }

@@ -35,6 +35,36 @@ std::vector<Router::Route const*> Router::match(std::string_view path) const
     return exact.empty() ? best_prefix : exact;
 }
 
+Router::Route const* Router::find(std::string_view path, std::string_view method, bool& path_known) const
+{
+    Route const* chosen = nullptr;
+    Route const* get = nullptr;
+    bool exact = false;
+    size_t best_length = 0;
+    path_known = false;
+    for (auto const& route : m_routes) {
+        if (!route.prefix) {
+            if (route.path != path)
+                continue;
+            if (!exact)
+                chosen = get = nullptr; // exact routes win over every prefix
+            exact = true;
+        } else {
+            if (exact || !path.starts_with(route.path) || route.path.size() < best_length)
+                continue;
+            if (route.path.size() > best_length)
+                chosen = get = nullptr; // and a longer prefix over a shorter one
+            best_length = route.path.size();
+        }
+        path_known = true;
+        if (route.method == method)
+            chosen = &route;
+        if (route.method == "GET")
+            get = &route;
+    }
+    return chosen || method != "HEAD" ? chosen : get;
+}
+
 void Router::dispatch(Request request, Responder responder) const
 {
     if (m_gate) {
@@ -43,26 +73,17 @@ void Router::dispatch(Request request, Responder responder) const
             return;
         }
     }
-    auto routes = match(request.path);
-    if (routes.empty()) {
+    bool path_known = false;
+    if (Route const* route = find(request.path, request.method, path_known)) {
+        route->handler(std::move(request), std::move(responder));
+        return;
+    }
+    if (!path_known) {
         responder.respond(Response::error(404, "not_found", "no such resource: " + request.path));
         return;
     }
-    Route const* chosen = nullptr;
-    Route const* get = nullptr;
-    for (auto const* route : routes) {
-        if (route->method == request.method)
-            chosen = route;
-        if (route->method == "GET")
-            get = route;
-    }
-    if (!chosen && request.method == "HEAD")
-        chosen = get;
-    if (chosen) {
-        chosen->handler(std::move(request), std::move(responder));
-        return;
-    }
 
+    auto routes = match(request.path);
     std::vector<std::string_view> methods;
     auto append = [&](std::string_view method) {
         for (auto known : methods) {

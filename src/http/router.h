@@ -46,6 +46,10 @@ private:
     };
     // The routes of the best-matching path (empty: no path matched).
     std::vector<Route const*> match(std::string_view path) const;
+    // The route of the best-matching path for `method` (HEAD falls back to
+    // GET), in one pass and without allocating: match() and a choice among
+    // its routes. `path_known` says whether any route matched the path.
+    Route const* find(std::string_view path, std::string_view method, bool& path_known) const;
 
     std::vector<Route> m_routes;
     Gate m_gate;

@@ -231,3 +231,17 @@ TEST_CASE("a refused identity URL names the URL as context")
     CHECK(url.error().context == "ftp://arne.local");
     CHECK(url.error().text().find("ftp://arne.local") != std::string::npos);
 }
+
+// check_head takes a Host that equals the identity's key byte for byte as
+// that key without reducing it: sound only while every key reduces to itself.
+TEST_CASE("a host key reduces to itself")
+{
+    for (char const* url : { "http://Arne.LOCAL.", "https://arne.local:8443", "http://127.0.0.1:8080",
+             "http://[0:0:0:0:0:0:0:1]:8080", "http://[::FFFF:127.0.0.1]", "https://xn--mnchen-3ya.local",
+             "http://localhost", "http://a-b.c-d.local:80" }) {
+        CAPTURE(url);
+        auto parsed = parse_identity_url(url);
+        REQUIRE(parsed);
+        CHECK(key(parsed->host_key) == parsed->host_key);
+    }
+}

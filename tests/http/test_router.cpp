@@ -2,6 +2,7 @@
 // without sockets: a test sink stands in for the HTTP session.
 #include "http/http_message.h"
 #include "http/responder.h"
+#include "http/response_serializer.h"
 #include "http/router.h"
 
 #include <doctest/doctest.h>
@@ -93,6 +94,24 @@ TEST_CASE("exact routes win over prefixes, and longer prefixes over shorter ones
     CHECK(r.headers.get("Allow") == "GET, HEAD");
 }
 
+TEST_CASE("the best match does not depend on the order routes were added in")
+{
+    Router router;
+    router.add("POST", "/api/messages/special", answer(202, "post special"));
+    router.add_prefix("GET", "/api/messages/", answer(200, "message"));
+    router.add_prefix("GET", "/api/", answer(200, "api"));
+    CHECK(route(router, "GET", "/api/messages/abc").body == "message");
+    CHECK(route(router, "GET", "/api/other").body == "api");
+    CHECK(route(router, "HEAD", "/api/messages/abc").body == "message");
+    // An exact path hides every prefix, whatever its methods.
+    Response r = route(router, "GET", "/api/messages/special");
+    CHECK(r.status == 405);
+    CHECK(r.headers.get("Allow") == "POST");
+    router.add_prefix("GET", "/api/messages/spec", answer(200, "longer prefix"));
+    CHECK(route(router, "GET", "/api/messages/special").status == 405);
+    CHECK(route(router, "GET", "/api/messages/spectre").body == "longer prefix");
+}
+
 TEST_CASE("a Responder answers once; copies share the answer")
 {
     Sink sink;
@@ -104,6 +123,20 @@ TEST_CASE("a Responder answers once; copies share the answer")
     copy.respond(Response::error(500, "z", "w"));
     REQUIRE(sink.answers.size() == 1);
     CHECK(sink.answers[0].status == 400);
+}
+
+TEST_CASE("a prepared answer reaches a sink that only takes Responses as its Response")
+{
+    Response doc;
+    doc.headers.set("Content-Type", "application/json");
+    doc.body = "{}";
+    PreparedResponse prepared(doc);
+    Router router;
+    router.add("GET", "/doc", [&prepared](Request, Responder responder) { responder.respond(prepared); });
+    Response r = route(router, "GET", "/doc");
+    CHECK(r.status == 200);
+    CHECK(r.headers.get("Content-Type") == "application/json");
+    CHECK(r.body == "{}");
 }
 
 TEST_CASE("a Responder dropped without answering answers 500")
