@@ -441,12 +441,17 @@ void Supervisor::route(UniqueFd fd, SocketAddress const& peer, HeadPeek const& h
         reply_and_close(std::move(fd), head.host_required() ? Reply::BadRequest : Reply::NotFound);
         return;
     }
-    auto key = host_key_from_header(head.host());
-    if (!key) {
-        reply_and_close(std::move(fd), Reply::BadRequest);
-        return;
+    // A Host that is a served key byte for byte, as most are, needs no
+    // reduction: a key reduces to itself.
+    WorkerProcess* worker = find_route(head.host());
+    if (!worker) {
+        auto key = host_key_from_header(head.host());
+        if (!key) {
+            reply_and_close(std::move(fd), Reply::BadRequest);
+            return;
+        }
+        worker = find_route(*key);
     }
-    WorkerProcess* worker = find_route(*key);
     if (!worker) {
         reply_and_close(std::move(fd), Reply::NotFound);
         return;

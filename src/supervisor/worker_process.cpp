@@ -103,6 +103,7 @@ void WorkerProcess::spawn()
     m_tls_problem.clear(); // the new process says its own
     m_channel = std::move(ours);
     m_channel_poll = std::move(poll.value());
+    m_channel_events = 0;
     watch_channel(false);
     // Last: the answer may come at once (no template could be started).
     m_forking = true;
@@ -137,7 +138,13 @@ void WorkerProcess::on_forked(Result<pid_t> forked)
 
 void WorkerProcess::watch_channel(bool writable)
 {
-    uv_poll_start(m_channel_poll.get(), UV_READABLE | (writable ? UV_WRITABLE : 0),
+    // Each uv_poll_start takes the fd out of epoll and puts it back (two
+    // epoll_ctl): only a change of what is watched is worth them.
+    int const wanted = UV_READABLE | (writable ? UV_WRITABLE : 0);
+    if (wanted == m_channel_events)
+        return;
+    m_channel_events = wanted;
+    uv_poll_start(m_channel_poll.get(), wanted,
         [](uv_poll_t* handle, int status, int events) noexcept {
             auto* self = static_cast<WorkerProcess*>(handle->data);
             if (!self)

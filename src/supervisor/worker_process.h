@@ -143,6 +143,7 @@ private:
     bool m_forking = false; // asked the template; the pid is not known yet
     UniqueFd m_channel;
     UvHandle<uv_poll_t> m_channel_poll;
+    int m_channel_events = 0; // what m_channel_poll watches for; 0 before its first start
     UvHandle<uv_timer_t> m_timer; // restart backoff, or the SIGKILL deadline
     uint64_t m_started_at_ms = 0;
     uint64_t m_ready_at_ms = 0;
